@@ -1,0 +1,281 @@
+"""Posterior analysis in the data's original units: contributions, ROAS, response curves, decomposition.
+
+Everything here evaluates the model's equations with NumPy over posterior draws (no compilation),
+and summarises each quantity by its posterior mean and highest-density interval (90% by default).
+
+A channel's contribution over a period is counterfactual: the outcome with its spend in the period,
+minus the outcome with that spend removed, summed over the period *and the weeks its adstock carries
+into*. Over the whole training window and under an identity link, this equals the channel's additive
+term. ROAS is that contribution over the spend; marginal ROAS is the contribution of one more percent
+of spend in the period over that extra spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from mmm_models import constants as C
+from mmm_models.data import Design, lag_tensor
+from mmm_models.equations import adstocked_spend, baseline_components, saturated_spend
+from mmm_models.fitted import FittedModel
+from mmm_models.transforms import half_life
+
+HDI_PROB = 0.9
+MARGINAL_STEP = 0.01  # marginal ROAS: +1% of the period's spend
+DRAW_CHUNK = 1000  # draws evaluated at once, to bound memory
+
+
+def summarise(draws: np.ndarray, hdi_prob: float = HDI_PROB) -> dict[str, np.ndarray]:
+    """Mean, sd and HDI over axis 0 (the draws)."""
+    draws = np.asarray(draws, dtype=float)
+    flat = draws.reshape(len(draws), -1)
+    interval = az.hdi(flat[None], hdi_prob=hdi_prob).reshape((*draws.shape[1:], 2))
+    return {
+        "mean": draws.mean(axis=0),
+        "sd": draws.std(axis=0),
+        "hdi_low": interval[..., 0],
+        "hdi_high": interval[..., 1],
+    }
+
+
+@dataclass(frozen=True)
+class Period:
+    """Weeks ``start``..``end`` (inclusive) of the model's data; ``None`` means the training window."""
+
+    start: str | None = None
+    end: str | None = None
+
+    def mask(self, model: FittedModel) -> np.ndarray:
+        dates = model.data[model.spec.date_column]
+        inside = np.arange(len(dates)) < model.train_weeks if self.start is None and self.end is None else True
+        if self.start is not None:
+            inside = inside & (dates >= pd.Timestamp(self.start)).to_numpy()
+        if self.end is not None:
+            inside = inside & (dates <= pd.Timestamp(self.end)).to_numpy()
+        inside = np.broadcast_to(inside, len(dates)).copy()
+        if not inside.any():
+            raise ValueError(f"no weeks of {model.market} fall in {self.start}..{self.end}")
+        return inside
+
+
+class PosteriorEvaluator:
+    """Evaluates the fitted model's equations over posterior draws, in chunks of draws."""
+
+    def __init__(self, model: FittedModel, max_draws: int | None = None) -> None:
+        self.model = model
+        self.params = model.draws(max_draws)
+        self.design = model.design()
+        self.n_draws = len(self.params[C.INTERCEPT])
+
+    def chunks(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, self.n_draws, DRAW_CHUNK):
+            yield {k: v[start : start + DRAW_CHUNK] for k, v in self.params.items()}
+
+    def spend_lags(self, scaled_spend: np.ndarray) -> np.ndarray:
+        return lag_tensor(scaled_spend, self.model.spec.max_l_max)
+
+    def scaled_spend(self, spend: np.ndarray | None = None) -> np.ndarray:
+        spend = self.design.spend if spend is None else spend
+        return spend / np.array([self.model.scaling.spend[c] for c in self.model.channel_names])
+
+    def mu_and_terms(
+        self, params: dict[str, np.ndarray], design: Design | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Linear predictor (draws, weeks) and per-channel terms (draws, weeks, channels)."""
+        design = design or self.design
+        data = design.model_data()
+        saturated = saturated_spend(np, self.model.layout, data["spend_lags"], params)
+        terms = saturated * params[C.CHANNEL_COEF][:, None, :]
+        baseline = sum(baseline_components(np, data, params).values())
+        return baseline + terms.sum(axis=-1), terms
+
+    def channel_terms(self, params: dict[str, np.ndarray], spend_lags: np.ndarray) -> np.ndarray:
+        saturated = saturated_spend(np, self.model.layout, spend_lags, params)
+        return saturated * params[C.CHANNEL_COEF][:, None, :]
+
+    def outcome(self, mu: np.ndarray) -> np.ndarray:
+        """Expected outcome in original units from the linear predictor."""
+        scale = self.model.scaling.target
+        return scale * (np.exp(mu) if self.model.spec.target.link == "log" else mu)
+
+    def outcome_change(self, mu: np.ndarray, delta_mu: np.ndarray) -> np.ndarray:
+        """Change of expected outcome when mu moves by ``delta_mu``, in original units."""
+        return self.outcome(mu + delta_mu) - self.outcome(mu)
+
+    def counterfactual_contribution(self, channel: int, weeks: np.ndarray, multiplier: float) -> np.ndarray:
+        """Per draw: summed outcome change when ``channel``'s spend in ``weeks`` is scaled by ``multiplier``."""
+        spend = self.design.spend.copy()
+        spend[weeks, channel] *= multiplier
+        changed_lags = self.spend_lags(self.scaled_spend(spend))
+        out = []
+        for params in self.chunks():
+            mu, terms = self.mu_and_terms(params)
+            changed = self.channel_terms(params, changed_lags)
+            delta = changed[..., channel] - terms[..., channel]
+            out.append(self.outcome_change(mu, delta).sum(axis=-1))
+        return np.concatenate(out)
+
+
+def contributions_over_time(
+    model: FittedModel, hdi_prob: float = HDI_PROB, max_draws: int | None = None
+) -> pd.DataFrame:
+    """Weekly contribution of each channel (original units): long table with mean and HDI."""
+    evaluator = PosteriorEvaluator(model, max_draws)
+    draws = np.concatenate([_channel_contribution_draws(evaluator, p) for p in evaluator.chunks()])
+    stats = summarise(draws, hdi_prob)
+    dates = model.data[model.spec.date_column].to_numpy()
+    frames = [
+        pd.DataFrame({"date": dates, "channel": name, **{k: v[:, i] for k, v in stats.items()}})
+        for i, name in enumerate(model.channel_names)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _channel_contribution_draws(evaluator: PosteriorEvaluator, params: dict[str, np.ndarray]) -> np.ndarray:
+    mu, terms = evaluator.mu_and_terms(params)
+    return np.stack([evaluator.outcome_change(mu - terms[..., c], terms[..., c]) for c in range(terms.shape[-1])], -1)
+
+
+def channel_summary(
+    model: FittedModel, period: Period | None = None, hdi_prob: float = HDI_PROB, max_draws: int | None = None
+) -> pd.DataFrame:
+    """One row per channel: spend, contribution, contribution share, ROAS and marginal ROAS over a
+    period (default: the training window), plus adstock half-life and half-saturation spend.
+    """
+    period = period or Period()
+    weeks = period.mask(model)
+    evaluator = PosteriorEvaluator(model, max_draws)
+    observed = model.data[model.spec.target.column].to_numpy(float)[weeks].sum()
+    rows = []
+    business = business_parameters(model, evaluator)
+    for c, name in enumerate(model.channel_names):
+        spend = float(evaluator.design.spend[weeks, c].sum())
+        contribution = evaluator.counterfactual_contribution(c, weeks, 0.0) * -1.0
+        extra = evaluator.counterfactual_contribution(c, weeks, 1.0 + MARGINAL_STEP)
+        quantities = {
+            "contribution": contribution,
+            "contribution_share": contribution / observed,
+            "roas": contribution / spend if spend > 0 else np.full_like(contribution, np.nan),
+            "marginal_roas": extra / (MARGINAL_STEP * spend) if spend > 0 else np.full_like(extra, np.nan),
+            "adstock_half_life": business["adstock_half_life"][:, c],
+            "half_saturation_spend": business["half_saturation_spend"][:, c],
+        }
+        row: dict[str, object] = {"channel": name, "spend": spend}
+        for quantity, draws in quantities.items():
+            for stat, value in summarise(draws, hdi_prob).items():
+                row[f"{quantity}_{stat}"] = float(value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def business_parameters(model: FittedModel, evaluator: PosteriorEvaluator | None = None) -> dict[str, np.ndarray]:
+    """Per draw and channel, refit-comparable quantities: adstock half-life (weeks) and the weekly
+    spend (original units) at which saturation reaches one half.
+    """
+    evaluator = evaluator or PosteriorEvaluator(model)
+    params, layout = evaluator.params, model.layout
+    n_channels = len(model.channel_names)
+    half_lives = np.zeros((evaluator.n_draws, n_channels))
+    half_saturation = np.zeros((evaluator.n_draws, n_channels))
+    for group in layout.adstock:
+        weights = group.transform.weights(np, **layout.group_params(params, group))
+        half_lives[:, list(group.channels)] = half_life(weights)
+    for group in layout.saturation:
+        scaled = group.transform.half_saturation(**layout.group_params(params, group))
+        scales = np.array([model.scaling.spend[model.channel_names[i]] for i in group.channels])
+        half_saturation[:, list(group.channels)] = scaled * scales
+    return {"adstock_half_life": half_lives, "half_saturation_spend": half_saturation}
+
+
+def response_curves(
+    model: FittedModel,
+    multipliers: np.ndarray | None = None,
+    period: Period | None = None,
+    hdi_prob: float = HDI_PROB,
+    max_draws: int | None = 1000,
+) -> pd.DataFrame:
+    """Contribution of each channel when its spend over the period is scaled by each multiplier.
+
+    Returns one row per channel and multiplier: total spend, contribution (mean, HDI) and marginal
+    ROAS (the slope of the curve there, mean and HDI).
+    """
+    multipliers = np.linspace(0.0, 2.0, 21) if multipliers is None else np.asarray(multipliers, dtype=float)
+    period = period or Period()
+    weeks = period.mask(model)
+    evaluator = PosteriorEvaluator(model, max_draws)
+    rows = []
+    for c, name in enumerate(model.channel_names):
+        base_spend = float(evaluator.design.spend[weeks, c].sum())
+        zero = evaluator.counterfactual_contribution(c, weeks, 0.0)
+        curve = np.stack([evaluator.counterfactual_contribution(c, weeks, m) - zero for m in multipliers], 1)
+        slope = np.gradient(curve, multipliers * base_spend, axis=1) if base_spend > 0 else np.zeros_like(curve)
+        contribution, marginal = summarise(curve, hdi_prob), summarise(slope, hdi_prob)
+        for j, multiplier in enumerate(multipliers):
+            rows.append(
+                {
+                    "channel": name,
+                    "multiplier": float(multiplier),
+                    "spend": float(multiplier * base_spend),
+                    **{f"contribution_{k}": float(v[j]) for k, v in contribution.items()},
+                    **{f"marginal_roas_{k}": float(v[j]) for k, v in marginal.items()},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def adstock_curves(model: FittedModel, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """Adstock weight per lag and channel (mean and HDI): how a week's spend spreads over time."""
+    params, layout = model.draws(), model.layout
+    rows = []
+    for group in layout.adstock:
+        weights = group.transform.weights(np, **layout.group_params(params, group))
+        stats = summarise(weights, hdi_prob)
+        for j, channel in enumerate(group.channels):
+            for lag in range(weights.shape[1]):
+                rows.append(
+                    {
+                        "channel": model.channel_names[channel],
+                        "lag": lag,
+                        **{k: float(v[lag, j]) for k, v in stats.items()},
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def decomposition(model: FittedModel, max_draws: int | None = 1000) -> pd.DataFrame:
+    """Weekly posterior-mean decomposition of the expected outcome in original units.
+
+    Under an identity link the columns add up to ``expected``. Under a log link the channel columns
+    are counterfactual (outcome minus outcome without the channel) and ``baseline`` is the outcome
+    with no media, so they do not add up exactly.
+    """
+    evaluator = PosteriorEvaluator(model, max_draws)
+    columns: dict[str, list[np.ndarray]] = {}
+    for params in evaluator.chunks():
+        mu, terms = evaluator.mu_and_terms(params)
+        parts: dict[str, np.ndarray] = {"expected": evaluator.outcome(mu)}
+        if model.spec.target.link == "identity":
+            baseline = baseline_components(np, evaluator.design.model_data(), params)
+            parts.update({name: evaluator.outcome(value) for name, value in baseline.items()})
+        else:
+            parts["baseline"] = evaluator.outcome(mu - terms.sum(axis=-1))
+        channel_parts = _channel_contribution_draws(evaluator, params)
+        parts.update({name: channel_parts[..., c] for c, name in enumerate(model.channel_names)})
+        for name, value in parts.items():
+            columns.setdefault(name, []).append(value)
+    frame = pd.DataFrame({name: np.concatenate(chunks).mean(axis=0) for name, chunks in columns.items()})
+    frame.insert(0, "observed", model.data[model.spec.target.column].to_numpy(float))
+    frame.insert(0, "date", model.data[model.spec.date_column].to_numpy())
+    frame["held_out"] = np.arange(len(frame)) >= model.train_weeks
+    return frame
+
+
+def adstocked_spend_draws(model: FittedModel) -> np.ndarray:
+    """Adstocked scaled spend per draw (draws, weeks, channels), for plots and checks."""
+    evaluator = PosteriorEvaluator(model)
+    return adstocked_spend(np, model.layout, evaluator.design.spend_lags, evaluator.params)

@@ -1,0 +1,18 @@
+"""Names of model variables and dimensions, kept in one place."""
+
+INTERCEPT = "intercept"
+TREND_COEF = "trend_coef"
+FOURIER_COEF = "fourier_coef"
+CONTROL_COEF = "control_coef"
+EVENT_COEF = "event_coef"
+CHANNEL_EFFECT = "channel_effect"  # the parameter the prior is stated on (share, ROAS or coefficient)
+CHANNEL_COEF = "channel_coef"  # effect at full saturation, in scaled target units
+NOISE_SIGMA = "noise_sigma"
+NOISE_NU = "noise_nu"
+LOG_LIKELIHOOD = "log_likelihood"
+
+CHANNEL = "channel"
+CONTROL = "control"
+EVENT = "event"
+FOURIER = "fourier"
+TREND_TERM = "trend_term"

@@ -1,0 +1,271 @@
+"""Market data: validation, scaling factors, and the design arrays the model is built on.
+
+``validate_market_frame`` turns every data problem into a ``DataError`` that says what is wrong and
+where (column, weeks). ``ScalingFactors`` are computed once per market and stored with the fitted
+model, so a refit on newer data keeps the parameters' meaning. ``build_design`` turns a frame into
+plain NumPy arrays, padded at the front to a bucket of weeks so markets of similar length share one
+compiled sampler; padded and held-out weeks are masked out of the likelihood.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mmm_models.spec import ModelSpec
+
+WEEK_BUCKET = 26  # weeks; markets are padded up to a multiple of this to share compiled samplers
+
+
+class DataError(ValueError):
+    """Market data that cannot be modelled, with the reason."""
+
+
+def validate_market_frame(spec: ModelSpec, frame: pd.DataFrame, market: str = "market") -> pd.DataFrame:
+    """Check one market's weekly data against the spec and return it sorted by week.
+
+    Raises ``DataError`` for missing columns, unparseable or duplicate dates, weeks that do not
+    start on Monday, missing weeks, NaN values, negative spend, a constant target, a non-positive
+    target under a log link, and too little history.
+    """
+    columns = [spec.date_column, spec.target.column, *spec.channel_names, *(c.name for c in spec.controls)]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{market}: missing columns {missing}; found {sorted(map(str, frame.columns))}")
+    data = frame[columns].copy()
+    try:
+        data[spec.date_column] = pd.to_datetime(data[spec.date_column])
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{market}: column {spec.date_column!r} has values that are not dates ({exc})") from exc
+    data = data.sort_values(spec.date_column).reset_index(drop=True)
+    dates = data[spec.date_column]
+    duplicated = dates[dates.duplicated()].dt.date.unique()
+    if len(duplicated):
+        raise DataError(f"{market}: duplicate weeks {_few(duplicated)}")
+    not_monday = dates[dates.dt.dayofweek != 0].dt.date
+    if len(not_monday):
+        raise DataError(f"{market}: weeks must start on Monday; these do not: {_few(not_monday)}")
+    gaps = dates.diff().dt.days.iloc[1:]
+    if (gaps != 7).any():
+        after = dates.iloc[:-1][(gaps != 7).to_numpy()].dt.date
+        raise DataError(f"{market}: missing weeks after {_few(after)}; weekly data must be continuous")
+    for column in columns[1:]:
+        values = pd.to_numeric(data[column], errors="coerce")
+        bad = data.loc[values.isna(), spec.date_column].dt.date
+        if len(bad):
+            raise DataError(f"{market}: column {column!r} has missing or non-numeric values in weeks {_few(bad)}")
+        data[column] = values.astype(float)
+    for channel in spec.channel_names:
+        negative = data.loc[data[channel] < 0, spec.date_column].dt.date
+        if len(negative):
+            raise DataError(f"{market}: channel {channel!r} has negative spend in weeks {_few(negative)}")
+    target = data[spec.target.column]
+    if target.nunique() < 2:
+        raise DataError(f"{market}: target {spec.target.column!r} is constant; there is nothing to explain")
+    if spec.target.link == "log" and (target <= 0).any():
+        raise DataError(f"{market}: a log link needs a positive target; {int((target <= 0).sum())} weeks are <= 0")
+    if len(data) < spec.required_weeks():
+        raise DataError(
+            f"{market}: {len(data)} weeks of history, the model needs at least {spec.required_weeks()} "
+            f"(min_weeks {spec.min_weeks}, and twice the longest adstock l_max {spec.max_l_max})"
+        )
+    return data
+
+
+def _few(values: object, limit: int = 5) -> str:
+    items = [str(v) for v in list(values)]  # type: ignore[call-overload]
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+@dataclass(frozen=True)
+class ScalingFactors:
+    """Fixed per market: how raw columns map to the model's unitless scale.
+
+    Spend is divided by the channel's largest weekly spend, the target by its largest value (or, with
+    a log link, by its mean before the log), controls by their largest absolute value. Time is
+    measured in units of the training window from ``time_origin``.
+    """
+
+    target: float
+    spend: dict[str, float]
+    controls: dict[str, float]
+    time_origin: str
+    time_span_weeks: float
+    changepoints: list[float] = field(default_factory=list)
+
+    @classmethod
+    def compute(cls, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
+        """Scaling factors from a validated training frame."""
+        target = data[spec.target.column]
+        target_scale = float(target.mean() if spec.target.link == "log" else target.abs().max())
+        spend = {}
+        for channel in spec.channel_names:
+            largest = float(data[channel].max())
+            if largest <= 0:
+                raise DataError(
+                    f"channel {channel!r} has no spend in the training window; its effect cannot be estimated"
+                )
+            spend[channel] = largest
+        controls = {c.name: float(data[c.name].abs().max()) or 1.0 for c in spec.controls}
+        n_changepoints = spec.trend.changepoints if spec.trend.type == "piecewise" else 0
+        return cls(
+            target=target_scale,
+            spend=spend,
+            controls=controls,
+            time_origin=str(data[spec.date_column].iloc[0].date()),
+            time_span_weeks=float(max(len(data) - 1, 1)),
+            changepoints=[float(x) for x in np.linspace(0, 0.8, n_changepoints + 2)[1:-1]],
+        )
+
+    def check_matches(self, spec: ModelSpec) -> None:
+        """Refuse to reuse factors computed for a different set of channels or controls."""
+        if set(self.spend) != set(spec.channel_names) or set(self.controls) != {c.name for c in spec.controls}:
+            raise DataError("stored scaling factors are for other channels or controls than this spec")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> ScalingFactors:
+        return cls(**raw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Design:
+    """The arrays the model sees, all scaled; ``pad`` leading rows are padding, never observed."""
+
+    dates: np.ndarray  # (weeks,) datetime64[D], padding included
+    spend: np.ndarray  # (weeks, channels) original units
+    spend_lags: np.ndarray  # (weeks, l_max, channels) scaled spend, x[t, l, c] = spend[t - l, c]
+    controls: np.ndarray  # (weeks, controls)
+    events: np.ndarray  # (weeks, events)
+    fourier: np.ndarray  # (weeks, 2 * harmonics)
+    trend: np.ndarray  # (weeks, 1 + changepoints)
+    target: np.ndarray  # (weeks,) scaled; log-scaled under a log link
+    mask: np.ndarray  # (weeks,) 1 where the week enters the likelihood
+    effect_scale: np.ndarray  # (channels,) turns a share or ROAS into a coefficient, see equations
+    pad: int
+
+    def model_data(self) -> dict[str, np.ndarray]:
+        """The arrays that change from market to market, by data-container name."""
+        return {
+            "spend_lags": self.spend_lags,
+            "controls": self.controls,
+            "events": self.events,
+            "fourier": self.fourier,
+            "trend": self.trend,
+            "target": self.target,
+            "mask": self.mask,
+            "effect_scale": self.effect_scale,
+        }
+
+
+def padded_length(weeks: int, bucket: int = WEEK_BUCKET) -> int:
+    """Weeks after front padding: the next multiple of ``bucket``."""
+    return int(np.ceil(weeks / bucket) * bucket)
+
+
+def build_design(
+    spec: ModelSpec,
+    data: pd.DataFrame,
+    scaling: ScalingFactors,
+    holdout_weeks: int = 0,
+    history: pd.DataFrame | None = None,
+    bucket: int | None = WEEK_BUCKET,
+) -> Design:
+    """Design arrays for a validated frame.
+
+    ``holdout_weeks`` masks the last weeks out of the likelihood. ``history`` (earlier weeks of the
+    same market) feeds the adstock of the first weeks, as used for what-if plans. ``bucket`` pads the
+    front with masked zero-spend weeks; ``None`` disables padding.
+    """
+    weeks = len(data)
+    pad = padded_length(weeks, bucket) - weeks if bucket else 0
+    first = data[spec.date_column].iloc[0]
+    pad_dates = pd.date_range(end=first - pd.Timedelta(weeks=1), periods=pad, freq="7D") if pad else []
+    dates = np.concatenate(
+        [np.asarray(pad_dates, dtype="datetime64[D]"), data[spec.date_column].to_numpy("datetime64[D]")]
+    )
+
+    spend = np.zeros((pad + weeks, len(spec.channels)))
+    spend[pad:] = data[spec.channel_names].to_numpy(float)
+    scaled = spend / np.array([scaling.spend[c] for c in spec.channel_names])
+    prior_spend = np.zeros((spec.max_l_max - 1, len(spec.channels)))
+    if history is not None and len(history):
+        tail = (
+            history[spec.channel_names].to_numpy(float)[-(spec.max_l_max - 1) :] if spec.max_l_max > 1 else prior_spend
+        )
+        tail = tail / np.array([scaling.spend[c] for c in spec.channel_names])
+        prior_spend[len(prior_spend) - len(tail) :] = tail
+    spend_lags = lag_tensor(np.concatenate([prior_spend, scaled]), spec.max_l_max)[len(prior_spend) :]
+
+    controls = np.zeros((pad + weeks, len(spec.controls)))
+    for k, control in enumerate(spec.controls):
+        controls[pad:, k] = data[control.name].to_numpy(float) / scaling.controls[control.name]
+
+    target = np.zeros(pad + weeks)
+    raw_target = data[spec.target.column].to_numpy(float) if spec.target.column in data else np.full(weeks, np.nan)
+    scaled_target = raw_target / scaling.target
+    target[pad:] = np.log(scaled_target) if spec.target.link == "log" else scaled_target
+    mask = np.zeros(pad + weeks)
+    mask[pad : pad + weeks - holdout_weeks] = 1.0
+    target = np.where(mask > 0, target, 0.0)
+    observed_spend = (mask[:, None] * spend).sum(axis=0)
+    effect_scale = np.array(
+        [
+            observed_spend[i] / scaling.target if channel.effect.kind == "roas" else float(target.sum())
+            for i, channel in enumerate(spec.channels)
+        ]
+    )
+
+    return Design(
+        dates=dates,
+        spend=spend,
+        spend_lags=spend_lags,
+        controls=controls,
+        events=event_dummies(spec, dates),
+        fourier=fourier_features(dates, spec.seasonality.period_weeks, spec.seasonality.harmonics),
+        trend=trend_features(dates, scaling),
+        target=target,
+        mask=mask,
+        effect_scale=effect_scale,
+        pad=pad,
+    )
+
+
+def lag_tensor(values: np.ndarray, l_max: int) -> np.ndarray:
+    """``out[t, l, c] = values[t - l, c]``, zero before the first row."""
+    weeks, channels = values.shape
+    out = np.zeros((weeks, l_max, channels))
+    for lag in range(l_max):
+        out[lag:, lag, :] = values[: weeks - lag]
+    return out
+
+
+def fourier_features(dates: np.ndarray, period_weeks: float, harmonics: int) -> np.ndarray:
+    """Sine and cosine pairs of the date's position in the year, for ``harmonics`` frequencies."""
+    days = (dates - np.datetime64("1970-01-05", "D")).astype(float)  # a Monday, so phase is stable
+    phase = 2 * np.pi * days / (7 * period_weeks)
+    columns = [f(k * phase) for k in range(1, harmonics + 1) for f in (np.sin, np.cos)]
+    return np.stack(columns, axis=1) if columns else np.zeros((len(dates), 0))
+
+
+def trend_features(dates: np.ndarray, scaling: ScalingFactors) -> np.ndarray:
+    """Time in units of the training window, then one hinge ``max(0, t - c)`` per changepoint."""
+    origin = np.datetime64(dt.date.fromisoformat(scaling.time_origin), "D")
+    t = (dates - origin).astype(float) / 7 / scaling.time_span_weeks
+    hinges = [np.maximum(0.0, t - c) for c in scaling.changepoints]
+    return np.stack([t, *hinges], axis=1)
+
+
+def event_dummies(spec: ModelSpec, dates: np.ndarray) -> np.ndarray:
+    """1 in each week (Monday to Sunday) that contains one of the event's dates."""
+    out = np.zeros((len(dates), len(spec.events)))
+    for k, event in enumerate(spec.events):
+        for day in event.dates:
+            week_start = np.datetime64(day - dt.timedelta(days=day.weekday()), "D")
+            out[dates == week_start, k] = 1.0
+    return out

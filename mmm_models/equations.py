@@ -1,0 +1,128 @@
+"""The model's equations, written once against an array namespace.
+
+``xp`` is ``pytensor.tensor`` when building the PyMC model and ``numpy`` when evaluating posterior
+draws (analysis, prediction). Parameters may carry batch axes in front (draws); data arrays do not.
+
+    mu_t = intercept + trend_t + seasonality_t + controls_t + events_t
+           + sum_c channel_coef_c * saturation_c(adstock_c(spend_c))_t
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmm_models import constants as C
+from mmm_models.spec import ModelSpec
+from mmm_models.transforms import Adstock, Saturation
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """Channels that share one transform type and so one vector variable per parameter."""
+
+    name: str
+    transform: Adstock | Saturation
+    channels: tuple[int, ...]
+
+    def variable(self, param: str) -> str:
+        return f"{self.name}_{param}"
+
+    @property
+    def dim(self) -> str:
+        return f"{self.name}_channel"
+
+
+@dataclass(frozen=True)
+class ChannelLayout:
+    """How the spec's channels are grouped into vector variables, and the permutation back."""
+
+    adstock: tuple[ChannelGroup, ...]
+    saturation: tuple[ChannelGroup, ...]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> ChannelLayout:
+        return cls(
+            adstock=_groups([c.adstock for c in spec.channels], "adstock"),
+            saturation=_groups([c.saturation for c in spec.channels], "saturation"),
+        )
+
+    def group_params(self, params: Mapping[str, Any], group: ChannelGroup) -> dict[str, Any]:
+        return {p: params[group.variable(p)] for p in group.transform.param_names}
+
+
+def _groups(transforms: list[Any], kind: str) -> tuple[ChannelGroup, ...]:
+    by_key: dict[tuple[Any, ...], list[int]] = {}
+    for index, transform in enumerate(transforms):
+        by_key.setdefault(transform.structure_key(), []).append(index)
+    groups = []
+    seen: dict[str, int] = {}
+    for indices in by_key.values():
+        transform = transforms[indices[0]]
+        base = f"{kind}_{transform.type}"
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}{seen[base]}"
+        groups.append(ChannelGroup(name=name, transform=transform, channels=tuple(indices)))
+    return tuple(groups)
+
+
+def _in_channel_order(xp: Any, parts: list[Any], groups: tuple[ChannelGroup, ...]) -> Any:
+    order = [c for g in groups for c in g.channels]
+    joined = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-1)
+    if order == sorted(order):
+        return joined
+    return joined[..., np.argsort(order)]
+
+
+def adstocked_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Mapping[str, Any]) -> Any:
+    """Adstocked scaled spend, (..., weeks, channels)."""
+    parts = [
+        group.transform.apply(xp, spend_lags[:, :, list(group.channels)], **layout.group_params(params, group))
+        for group in layout.adstock
+    ]
+    return _in_channel_order(xp, parts, layout.adstock)
+
+
+def saturated_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Mapping[str, Any]) -> Any:
+    """Saturation of adstocked spend, (..., weeks, channels), each value in [0, 1)."""
+    adstocked = adstocked_spend(xp, layout, spend_lags, params)
+    parts = [
+        group.transform.apply(xp, adstocked[..., list(group.channels)], **layout.group_params(params, group))
+        for group in layout.saturation
+    ]
+    return _in_channel_order(xp, parts, layout.saturation)
+
+
+def linear_term(xp: Any, features: Any, coef: Any) -> Any:
+    """``features @ coef`` with batch axes on ``coef``: (weeks, k) x (..., k) -> (..., weeks)."""
+    return (features * xp.expand_dims(coef, -2)).sum(axis=-1)
+
+
+def baseline_components(xp: Any, data: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Non-media parts of mu, each (..., weeks); parts whose spec is empty are left out."""
+    intercept = xp.expand_dims(params[C.INTERCEPT], -1)
+    components = {C.INTERCEPT: intercept * xp.ones_like(data["trend"][:, 0])}
+    for name, feature, coef in (
+        ("trend", "trend", C.TREND_COEF),
+        ("seasonality", "fourier", C.FOURIER_COEF),
+        ("controls", "controls", C.CONTROL_COEF),
+        ("events", "events", C.EVENT_COEF),
+    ):
+        if coef in params:
+            components[name] = linear_term(xp, data[feature], params[coef])
+    return components
+
+
+def channel_contributions(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Each channel's term of mu, (..., weeks, channels), in scaled target units."""
+    saturated = saturated_spend(xp, layout, data["spend_lags"], params)
+    return saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2)
+
+
+def expected_mu(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """The linear predictor mu, (..., weeks): scaled target, or its log under a log link."""
+    baseline = sum(baseline_components(xp, data, params).values())
+    return baseline + channel_contributions(xp, layout, data, params).sum(axis=-1)

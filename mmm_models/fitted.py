@@ -1,0 +1,108 @@
+"""``fit`` and the fitted model: spec, scaling, posterior and training data, kept together.
+
+The fitted model is what analysis, prediction and persistence work from. It is a thin facade: the
+maths lives in ``equations``, ``analysis`` and ``prediction``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from mmm_models import constants as C
+from mmm_models.data import DataError, Design, ScalingFactors, build_design, validate_market_frame
+from mmm_models.equations import ChannelLayout
+from mmm_models.fitting import FitSettings, sample
+from mmm_models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FittedModel:
+    """A posterior together with everything needed to interpret and reuse it."""
+
+    spec: ModelSpec
+    scaling: ScalingFactors
+    idata: az.InferenceData
+    data: pd.DataFrame  # validated weekly frame: training weeks, then any held-out weeks
+    settings: FitSettings
+    market: str = "market"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> ChannelLayout:
+        return ChannelLayout.from_spec(self.spec)
+
+    @property
+    def train_weeks(self) -> int:
+        return len(self.data) - self.settings.holdout_weeks
+
+    def design(self) -> Design:
+        """Design arrays of the whole frame, unpadded, held-out weeks masked."""
+        return build_design(self.spec, self.data, self.scaling, self.settings.holdout_weeks, bucket=None)
+
+    def draws(self, max_draws: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+        """Posterior draws flattened over chains, optionally thinned to at most ``max_draws``."""
+        stacked = self.idata.posterior.stack(sample=("chain", "draw"))
+        total = stacked.sizes["sample"]
+        index = np.arange(total)
+        if max_draws is not None and max_draws < total:
+            index = np.sort(np.random.default_rng(seed).choice(total, max_draws, replace=False))
+        return {name: np.moveaxis(var.values, -1, 0)[index] for name, var in stacked.data_vars.items()}
+
+    @property
+    def channel_names(self) -> list[str]:
+        return self.spec.channel_names
+
+    def summary(self, var_names: list[str] | None = None) -> pd.DataFrame:
+        """ArviZ summary of the parameters (default: those the priors are stated on, and coefficients)."""
+        names = var_names or [v for v in self.idata.posterior.data_vars if v != C.LOG_LIKELIHOOD]
+        return az.summary(self.idata, var_names=names, hdi_prob=0.9)
+
+
+def fit(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    settings: FitSettings | None = None,
+    scaling: ScalingFactors | None = None,
+    market: str = "market",
+) -> FittedModel:
+    """Validate one market's weekly frame and sample its posterior.
+
+    Pass ``scaling`` from an earlier fit of the same market to keep parameters comparable across
+    refits; otherwise it is computed from the training weeks.
+    """
+    settings = settings or FitSettings()
+    start = time.perf_counter()
+    data = validate_market_frame(spec, frame, market)
+    train_weeks = len(data) - settings.holdout_weeks
+    if train_weeks < spec.required_weeks():
+        raise DataError(
+            f"{market}: holding out {settings.holdout_weeks} of {len(data)} weeks leaves {train_weeks} to fit on; "
+            f"the model needs at least {spec.required_weeks()}"
+        )
+    if scaling is None:
+        scaling = ScalingFactors.compute(spec, data.iloc[:train_weeks])
+    scaling.check_matches(spec)
+    design = build_design(spec, data, scaling, holdout_weeks=settings.holdout_weeks)
+    log.info("%s: sampling %d chains x %d draws (%s)", market, settings.chains, settings.draws, settings.sampler)
+    run = sample(spec, design, settings)
+    idata = _drop_padding_vars(run.idata)
+    timings = {"sampler_s": run.seconds, "wall_s": time.perf_counter() - start, "compiled": float(run.compiled)}
+    log.info("%s: fitted in %.1f s%s", market, timings["wall_s"], " (compiled first)" if run.compiled else "")
+    return FittedModel(
+        spec=spec, scaling=scaling, idata=idata, data=data, settings=settings, market=market, timings=timings
+    )
+
+
+def _drop_padding_vars(idata: az.InferenceData) -> az.InferenceData:
+    """Keep the parameters only: data containers are stored separately, unpadded."""
+    keep = [v for v in idata.posterior.data_vars if not v.endswith("__")]
+    idata.posterior = idata.posterior[keep]
+    return idata

@@ -1,0 +1,279 @@
+"""Fitting: three NUTS samplers behind one function, with a compile-once cache per model structure.
+
+- ``numpyro`` (default): numpyro's NUTS kernel (dense mass matrix) over the model's log density,
+  jaxified from PyMC with the market's data as *arguments*. One jitted function per structure serves
+  every market of the same padded length; chains run in parallel on the host devices.
+- ``nutpie``: the model compiled once with numba; other markets go through ``with_data``.
+- ``pymc``: PyMC's own NUTS; PyTensor's on-disk C cache avoids recompiling across fits.
+
+A market's fit therefore pays only for sampling once its structure has been compiled in the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import arviz as az
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmm_models import backend
+from mmm_models.data import Design
+from mmm_models.equations import ChannelLayout
+from mmm_models.model import build_model, model_coords
+from mmm_models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+SamplerName = Literal["numpyro", "nutpie", "pymc"]
+
+
+class FitSettings(BaseModel):
+    """Sampler settings; the defaults give reliable diagnostics for a weekly MMM."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sampler: SamplerName = "numpyro"
+    chains: int = Field(default=4, ge=1)
+    draws: int = Field(default=1000, ge=10)
+    tune: int = Field(default=1000, ge=10)
+    target_accept: float = Field(default=0.9, gt=0.5, lt=1.0)
+    seed: int = 0
+    cores: int | None = Field(default=None, ge=1, description="parallel chains; default: all cores")
+    holdout_weeks: int = Field(default=0, ge=0, description="last weeks left out of the fit, for validation")
+
+
+@dataclass
+class SamplerRun:
+    """What one sampling call produced."""
+
+    idata: az.InferenceData
+    compiled: bool  # True when this call paid for compilation (then ``seconds`` includes it)
+    seconds: float
+
+
+@dataclass
+class _CompiledJax:
+    run: Any
+    postprocess: Any
+    initial_point: Any
+    value_names: list[str]
+    output_names: list[str]
+    dims: dict[str, list[str]]
+    coords: dict[str, list[str]]
+    data_names: list[str]
+    shapes_seen: set[tuple[int, ...]] = field(default_factory=set)
+
+
+_CACHE: dict[tuple[Any, ...], Any] = {}
+COMPILE_COUNT = {"count": 0}  # compilations in this process, for benchmarks and tests
+
+
+def clear_cache() -> None:
+    """Forget compiled samplers (tests use it to measure a cold fit)."""
+    _CACHE.clear()
+
+
+def sample(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+    """Sample the posterior of ``spec`` on ``design`` with the chosen sampler."""
+    runner = {"numpyro": _sample_numpyro, "nutpie": _sample_nutpie, "pymc": _sample_pymc}[settings.sampler]
+    return runner(spec, design, settings)
+
+
+# --- numpyro -----------------------------------------------------------------------------------
+
+
+def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> _CompiledJax:
+    import jax
+    from numpyro.infer.hmc import hmc
+    from pymc.initial_point import make_initial_point_fn
+    from pymc.sampling.jax import get_jaxified_graph
+    from pytensor.graph.replace import clone_replace
+
+    model = build_model(spec, design)
+    data_vars = list(model.data_vars)
+    data_inputs = [v.type() for v in data_vars]
+    for var, inp in zip(data_vars, data_inputs, strict=True):
+        inp.name = var.name
+    replace = dict(zip(data_vars, data_inputs, strict=True))
+    value_vars = model.value_vars
+    (logp,) = clone_replace([model.logp()], replace)
+    logp_fn = get_jaxified_graph(inputs=value_vars + data_inputs, outputs=[logp])
+    outputs = clone_replace(model.unobserved_value_vars, replace)
+    post_fn = get_jaxified_graph(inputs=value_vars + data_inputs, outputs=outputs)
+    value_names = [v.name for v in value_vars]
+
+    def potential_gen(*data: Any) -> Any:
+        def potential(z: dict[str, Any]) -> Any:
+            return -logp_fn(*[z[n] for n in value_names], *data)[0]
+
+        return potential
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    tune, draws = settings.tune, settings.draws
+
+    def run_chain(key: Any, z0: dict[str, Any], data: tuple[Any, ...]) -> Any:
+        state = init_kernel(
+            z0,
+            num_warmup=tune,
+            model_args=data,
+            rng_key=key,
+            target_accept_prob=settings.target_accept,
+            dense_mass=True,
+        )
+
+        def step(state: Any, _: Any) -> tuple[Any, Any]:
+            state = sample_kernel(state, model_args=data)
+            stats = (state.diverging, state.num_steps, state.energy, state.accept_prob, state.potential_energy)
+            return state, (state.z, stats)
+
+        _, trace = jax.lax.scan(step, state, None, length=tune + draws)
+        return jax.tree.map(lambda a: a[tune:], trace)
+
+    devices = _parallel_devices(settings)
+    per_device = jax.vmap(run_chain, in_axes=(0, 0, None))
+    run = jax.pmap(per_device, in_axes=(0, 0, None)) if devices > 1 else jax.jit(per_device)
+
+    def postprocess(z: dict[str, Any], *data: Any) -> list[Any]:
+        return post_fn(*[z[n] for n in value_names], *data)
+
+    layout = ChannelLayout.from_spec(spec)
+    dims = {name: list(d) for name, d in model.named_vars_to_dims.items()}
+    return _CompiledJax(
+        run=(run, devices),
+        postprocess=jax.jit(jax.vmap(postprocess, in_axes=(0,) + (None,) * len(data_vars))),
+        initial_point=make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True),
+        value_names=value_names,
+        output_names=[v.name for v in model.unobserved_value_vars],
+        dims=dims,
+        coords=model_coords(spec, layout),
+        data_names=[v.name for v in data_vars],
+    )
+
+
+def _parallel_devices(settings: FitSettings) -> int:
+    available = min(backend.device_count(), settings.cores or backend.device_count())
+    devices = max(d for d in range(1, available + 1) if settings.chains % d == 0)
+    return devices
+
+
+def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+    import jax
+
+    key = (
+        "numpyro",
+        spec.structure_key(),
+        settings.chains,
+        settings.draws,
+        settings.tune,
+        settings.target_accept,
+        settings.cores,
+    )
+    start = time.perf_counter()
+    compiled: _CompiledJax | None = _CACHE.get(key)
+    if compiled is None:
+        log.info("building sampler for model structure %s (once per process)", spec.structure_key())
+        compiled = _CACHE[key] = _compile_numpyro(spec, design, settings)
+    data_values = design.model_data()
+    data = tuple(np.asarray(data_values[name], dtype=float) for name in compiled.data_names)
+    shape = tuple(a.shape[0] for a in data if a.ndim)
+    first_time = shape not in compiled.shapes_seen
+    if first_time:
+        COMPILE_COUNT["count"] += 1
+        log.info("compiling for %d weeks (first market of this length)", design.mask.shape[0])
+
+    run, devices = compiled.run
+    chains = settings.chains
+    inits = [compiled.initial_point(settings.seed * 1000 + c) for c in range(chains)]
+    z0 = {n: np.stack([np.asarray(p[n], dtype=float) for p in inits]) for n in compiled.value_names}
+    keys = jax.random.split(jax.random.PRNGKey(settings.seed), chains)
+    if devices > 1:
+        z0 = {n: v.reshape((devices, chains // devices, *v.shape[1:])) for n, v in z0.items()}
+        keys = keys.reshape((devices, chains // devices, *keys.shape[1:]))
+    z, stats = jax.block_until_ready(run(keys, z0, data))
+    compiled.shapes_seen.add(shape)
+
+    flat_z = {
+        n: np.asarray(v).reshape((chains * settings.draws, *np.asarray(v).shape[3 if devices > 1 else 2 :]))
+        for n, v in z.items()
+    }
+    outputs = compiled.postprocess(flat_z, *data)
+    posterior = {
+        name: np.asarray(value).reshape((chains, settings.draws, *np.asarray(value).shape[1:]))
+        for name, value in zip(compiled.output_names, outputs, strict=True)
+    }
+    diverging, num_steps, energy, accept, potential = (np.asarray(s).reshape(chains, settings.draws) for s in stats)
+    sample_stats = {
+        "diverging": diverging.astype(bool),
+        "n_steps": num_steps,
+        "tree_depth": np.floor(np.log2(num_steps)).astype(int) + 1,
+        "energy": energy,
+        "acceptance_rate": accept,
+        "lp": -potential,
+    }
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        coords=compiled.coords,
+        dims={k: v for k, v in compiled.dims.items() if k in posterior},
+    )
+    return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)
+
+
+# --- nutpie ------------------------------------------------------------------------------------
+
+
+def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+    import nutpie
+
+    key = ("nutpie", spec.structure_key())
+    start = time.perf_counter()
+    compiled_model = _CACHE.get(key)
+    first_time = compiled_model is None
+    if first_time:
+        log.info("compiling model structure %s with numba (once per process)", spec.structure_key())
+        compiled_model = _CACHE[key] = nutpie.compile_pymc_model(build_model(spec, design))
+        COMPILE_COUNT["count"] += 1
+    runnable = compiled_model.with_data(**design.model_data())
+    idata = nutpie.sample(
+        runnable,
+        chains=settings.chains,
+        draws=settings.draws,
+        tune=settings.tune,
+        seed=settings.seed,
+        cores=settings.cores or backend.usable_cores(),
+        target_accept=settings.target_accept,
+        progress_bar=False,
+    )
+    return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)
+
+
+# --- pymc --------------------------------------------------------------------------------------
+
+
+def _sample_pymc(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+    import pymc as pm
+
+    start = time.perf_counter()
+    key = ("pymc", spec.structure_key())
+    model = _CACHE.get(key)
+    first_time = model is None
+    if first_time:
+        model = _CACHE[key] = build_model(spec, design)
+        COMPILE_COUNT["count"] += 1
+    with model:
+        pm.set_data(design.model_data())
+        idata = pm.sample(
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            cores=settings.cores or backend.usable_cores(),
+            random_seed=settings.seed,
+            target_accept=settings.target_accept,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+    return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)

@@ -1,0 +1,91 @@
+"""Prior distributions stated in config, validated once, turned into PyMC variables on demand.
+
+A prior is written in YAML as ``{dist: Beta, alpha: 1, beta: 3}``. Parameter names are checked
+against the distribution, and positive-only parameters must be positive, so that a typo is reported
+with the field that holds it instead of surfacing as a sampler error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pymc as pm
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# For every supported family: its parameters, and which of them must be strictly positive.
+_FAMILIES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "Normal": (frozenset({"mu", "sigma"}), frozenset({"sigma"})),
+    "HalfNormal": (frozenset({"sigma"}), frozenset({"sigma"})),
+    "LogNormal": (frozenset({"mu", "sigma"}), frozenset({"sigma"})),
+    "Beta": (frozenset({"alpha", "beta"}), frozenset({"alpha", "beta"})),
+    "Gamma": (frozenset({"alpha", "beta"}), frozenset({"alpha", "beta"})),
+    "Exponential": (frozenset({"lam"}), frozenset({"lam"})),
+    "HalfStudentT": (frozenset({"nu", "sigma"}), frozenset({"nu", "sigma"})),
+    "StudentT": (frozenset({"nu", "mu", "sigma"}), frozenset({"nu", "sigma"})),
+    "Laplace": (frozenset({"mu", "b"}), frozenset({"b"})),
+    "TruncatedNormal": (frozenset({"mu", "sigma", "lower", "upper"}), frozenset({"sigma"})),
+    "Uniform": (frozenset({"lower", "upper"}), frozenset()),
+}
+
+
+class Prior(BaseModel):
+    """One prior distribution: a PyMC family name and its parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dist: str
+    params: dict[str, float]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_params(cls, value: Any) -> Any:
+        """Accept the flat YAML form ``{dist: Beta, alpha: 1, beta: 3}``."""
+        if isinstance(value, dict) and "params" not in value:
+            value = dict(value)
+            dist = value.pop("dist", None)
+            return {"dist": dist, "params": value}
+        return value
+
+    @model_validator(mode="after")
+    def _check_family(self) -> Prior:
+        if self.dist not in _FAMILIES:
+            raise ValueError(f"unknown distribution {self.dist!r}; choose one of {sorted(_FAMILIES)}")
+        allowed, positive = _FAMILIES[self.dist]
+        unknown = set(self.params) - allowed
+        if unknown:
+            raise ValueError(f"{self.dist} has no parameter {sorted(unknown)}; its parameters are {sorted(allowed)}")
+        for name in positive & set(self.params):
+            if not self.params[name] > 0:
+                raise ValueError(f"{self.dist} parameter {name!r} must be > 0, got {self.params[name]}")
+        if self.dist == "Uniform" and self.params.get("lower", 0.0) >= self.params.get("upper", 1.0):
+            raise ValueError("Uniform needs lower < upper")
+        return self
+
+    def create_variable(self, name: str) -> Any:
+        """Create the scalar PyMC random variable ``name``."""
+        return getattr(pm, self.dist)(name, **self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat YAML form."""
+        return {"dist": self.dist, **self.params}
+
+
+def stacked_variable(name: str, priors: list[Prior], dims: str | None = None) -> Any:
+    """One vector random variable whose elements have their own parameters of one family.
+
+    Channels that share a transform type share one vector variable, which keeps the graph (and so
+    compile time) small, while each channel keeps its own prior parameters.
+    """
+    families = {p.dist for p in priors}
+    if len(families) != 1:
+        raise ValueError(f"{name}: priors of one vector variable must share a family, got {sorted(families)}")
+    family = priors[0].dist
+    keys = set().union(*(p.params for p in priors))
+    missing = [k for k in keys if any(k not in p.params for p in priors)]
+    if missing:
+        raise ValueError(f"{name}: every prior of a vector variable must set {sorted(missing)}")
+    params = {k: np.array([p.params[k] for p in priors]) for k in keys}
+    if dims is not None:
+        return getattr(pm, family)(name, **params, dims=dims)
+    return getattr(pm, family)(name, **params, shape=len(priors))

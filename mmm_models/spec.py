@@ -1,0 +1,202 @@
+"""Model specification: a frozen pydantic model, loaded from YAML and validated once.
+
+An invalid spec is rejected here with a message that names the field, so it never reaches the
+sampler. The spec says *what* to model; the data and its scaling say *where*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mmm_models.priors import Prior
+from mmm_models.transforms import (
+    DelayedAdstock,
+    GeometricAdstock,
+    HillSaturation,
+    LogisticSaturation,
+    MichaelisMentenSaturation,
+    WeibullAdstock,
+)
+
+AdstockSpec = Annotated[GeometricAdstock | DelayedAdstock | WeibullAdstock, Field(discriminator="type")]
+SaturationSpec = Annotated[LogisticSaturation | HillSaturation | MichaelisMentenSaturation, Field(discriminator="type")]
+
+EFFECT_DEFAULT_PRIORS: dict[str, Prior] = {
+    # Share of the target's total over the training window that the channel contributes.
+    "contribution_share": Prior(dist="Beta", params={"alpha": 1, "beta": 4}),
+    # Outcome units per unit of spend over the training window; state it in your business's units.
+    "roas": Prior(dist="LogNormal", params={"mu": 0, "sigma": 1}),
+    # The channel's effect at full saturation, in units of the scaled target.
+    "coefficient": Prior(dist="HalfNormal", params={"sigma": 1}),
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChannelEffect(_Frozen):
+    """How a channel's effect size is parameterised, and its prior.
+
+    ``contribution_share`` (the default) and ``roas`` put the prior on a business quantity and
+    derive the coefficient from it; this also decorrelates the effect from the saturation
+    parameters, which keeps the sampler's trees shallow.
+    """
+
+    kind: Literal["contribution_share", "roas", "coefficient"] = "contribution_share"
+    prior: Prior | None = None
+
+    def resolved_prior(self) -> Prior:
+        return self.prior or EFFECT_DEFAULT_PRIORS[self.kind]
+
+
+class ChannelSpec(_Frozen):
+    """One media channel: its spend column, adstock, saturation and effect prior."""
+
+    name: str = Field(min_length=1)
+    adstock: AdstockSpec = Field(default_factory=GeometricAdstock)
+    saturation: SaturationSpec = Field(default_factory=LogisticSaturation)
+    effect: ChannelEffect = Field(default_factory=ChannelEffect)
+
+
+class ControlSpec(_Frozen):
+    """A control variable (a data column, scaled by its largest absolute value) with a learned weight."""
+
+    name: str = Field(min_length=1)
+    prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+
+
+class EventSpec(_Frozen):
+    """A one-off or recurring event: the weeks containing ``dates`` get a dummy with a learned weight."""
+
+    name: str = Field(min_length=1)
+    dates: list[dt.date] = Field(min_length=1)
+    prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+
+
+class SeasonalitySpec(_Frozen):
+    """Fourier seasonality; ``harmonics: 0`` turns it off."""
+
+    period_weeks: float = Field(default=365.25 / 7, gt=1)
+    harmonics: int = Field(default=2, ge=0, le=20)
+    prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 0.5})
+
+
+class TrendSpec(_Frozen):
+    """Linear trend, or piecewise-linear with changepoints spread over the first 80% of history."""
+
+    type: Literal["none", "linear", "piecewise"] = "linear"
+    changepoints: int = Field(default=0, ge=0, le=50)
+    slope_prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+    changepoint_prior: Prior = Prior(dist="Laplace", params={"mu": 0, "b": 0.25})
+
+    @model_validator(mode="after")
+    def _check_changepoints(self) -> TrendSpec:
+        if self.type == "piecewise" and self.changepoints < 1:
+            raise ValueError("a piecewise trend needs changepoints >= 1")
+        if self.type != "piecewise" and self.changepoints:
+            raise ValueError(f"changepoints are only used by a piecewise trend, not {self.type!r}")
+        return self
+
+
+class TargetSpec(_Frozen):
+    """The outcome column and its likelihood."""
+
+    column: str = Field(min_length=1)
+    likelihood: Literal["normal", "student_t"] = "normal"
+    link: Literal["identity", "log"] = "identity"
+    noise_prior: Prior = Prior(dist="HalfNormal", params={"sigma": 0.25})
+    nu_prior: Prior = Prior(dist="Gamma", params={"alpha": 2, "beta": 0.1})
+
+
+class ModelSpec(_Frozen):
+    """Everything that defines one MMM, independent of which market's data it is fitted to."""
+
+    name: str = Field(min_length=1)
+    date_column: str = "date"
+    target: TargetSpec
+    channels: list[ChannelSpec] = Field(min_length=1)
+    controls: list[ControlSpec] = Field(default_factory=list)
+    events: list[EventSpec] = Field(default_factory=list)
+    seasonality: SeasonalitySpec = Field(default_factory=SeasonalitySpec)
+    trend: TrendSpec = Field(default_factory=TrendSpec)
+    intercept_prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+    min_weeks: int = Field(default=26, ge=1, description="shortest history a market may be fitted on")
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ModelSpec:
+        names = [c.name for c in self.channels] + [c.name for c in self.controls] + [e.name for e in self.events]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
+        if self.target.column in names or self.date_column in names:
+            raise ValueError("the target and date columns cannot also be channels, controls or events")
+        if self.target.link == "log" and any(c.effect.kind != "coefficient" for c in self.channels):
+            bad = [c.name for c in self.channels if c.effect.kind != "coefficient"]
+            raise ValueError(
+                f"with a log link, channel effects are multiplicative: use effect kind 'coefficient' for {bad}"
+            )
+        return self
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c.name for c in self.channels]
+
+    @property
+    def max_l_max(self) -> int:
+        return max(c.adstock.l_max for c in self.channels)
+
+    def required_weeks(self) -> int:
+        """Fewest weeks a market needs: ``min_weeks``, and at least twice the longest adstock."""
+        return max(self.min_weeks, 2 * self.max_l_max)
+
+    def structure_key(self) -> str:
+        """A hash of what shapes the model graph; equal keys can share one compiled sampler.
+
+        Prior *values* are data of the graph too, but they are baked in as constants, so they are
+        part of the key; market data and scaling are not.
+        """
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ModelSpec:
+        """Load and validate a spec file; errors name the file and the offending field."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "spec") -> ModelSpec:
+        """Validate a spec given as a dict."""
+        if not isinstance(raw, dict):
+            raise SpecError(f"{source}: a model spec must be a mapping, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SpecError(f"{source}: invalid model spec\n{format_validation_error(exc)}") from exc
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+
+
+class SpecError(ValueError):
+    """A model spec that cannot be used, with the field that is wrong."""
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the dotted field path, then what is wrong with it."""
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(root)"
+        lines.append(f"  {location}: {error['msg']}")
+    return "\n".join(lines)
