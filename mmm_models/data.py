@@ -24,17 +24,23 @@ class DataError(ValueError):
     """Market data that cannot be modelled, with the reason."""
 
 
-def validate_market_frame(spec: ModelSpec, frame: pd.DataFrame, market: str = "market") -> pd.DataFrame:
+def validate_market_frame(
+    spec: ModelSpec, frame: pd.DataFrame, market: str = "market", is_plan: bool = False
+) -> pd.DataFrame:
     """Check one market's weekly data against the spec and return it sorted by week.
 
     Raises ``DataError`` for missing columns, unparseable or duplicate dates, weeks that do not
     start on Monday, missing weeks, NaN values, negative spend, a constant target, a non-positive
-    target under a log link, and too little history.
+    target under a log link, and too little history. A spend plan (``is_plan``) has no target and
+    may be of any length.
     """
-    columns = [spec.date_column, spec.target.column, *spec.channel_names, *(c.name for c in spec.controls)]
+    target = [] if is_plan else [spec.target.column]
+    columns = [spec.date_column, *target, *spec.channel_names, *(c.name for c in spec.controls)]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{market}: missing columns {missing}; found {sorted(map(str, frame.columns))}")
+    if frame.empty:
+        raise DataError(f"{market}: no rows")
     data = frame[columns].copy()
     try:
         data[spec.date_column] = pd.to_datetime(data[spec.date_column])
@@ -62,6 +68,8 @@ def validate_market_frame(spec: ModelSpec, frame: pd.DataFrame, market: str = "m
         negative = data.loc[data[channel] < 0, spec.date_column].dt.date
         if len(negative):
             raise DataError(f"{market}: channel {channel!r} has negative spend in weeks {_few(negative)}")
+    if is_plan:
+        return data
     target = data[spec.target.column]
     if target.nunique() < 2:
         raise DataError(f"{market}: target {spec.target.column!r} is constant; there is nothing to explain")
@@ -193,13 +201,7 @@ def build_design(
     spend = np.zeros((pad + weeks, len(spec.channels)))
     spend[pad:] = data[spec.channel_names].to_numpy(float)
     scaled = spend / np.array([scaling.spend[c] for c in spec.channel_names])
-    prior_spend = np.zeros((spec.max_l_max - 1, len(spec.channels)))
-    if history is not None and len(history):
-        tail = (
-            history[spec.channel_names].to_numpy(float)[-(spec.max_l_max - 1) :] if spec.max_l_max > 1 else prior_spend
-        )
-        tail = tail / np.array([scaling.spend[c] for c in spec.channel_names])
-        prior_spend[len(prior_spend) - len(tail) :] = tail
+    prior_spend = carry_over_spend(spec, history, first, scaling)
     spend_lags = lag_tensor(np.concatenate([prior_spend, scaled]), spec.max_l_max)[len(prior_spend) :]
 
     controls = np.zeros((pad + weeks, len(spec.controls)))
@@ -234,6 +236,23 @@ def build_design(
         effect_scale=effect_scale,
         pad=pad,
     )
+
+
+def carry_over_spend(
+    spec: ModelSpec, history: pd.DataFrame | None, first_week: pd.Timestamp, scaling: ScalingFactors
+) -> np.ndarray:
+    """Scaled spend of the ``l_max - 1`` weeks before ``first_week``, by date (absent weeks spend 0)."""
+    lags = spec.max_l_max - 1
+    out = np.zeros((lags, len(spec.channels)))
+    if history is None or not len(history) or not lags:
+        return out
+    by_week = history.set_index(pd.to_datetime(history[spec.date_column]))[spec.channel_names]
+    scales = np.array([scaling.spend[c] for c in spec.channel_names])
+    for row in range(lags):
+        week = first_week - pd.Timedelta(weeks=lags - row)
+        if week in by_week.index:
+            out[row] = by_week.loc[week].to_numpy(float) / scales
+    return out
 
 
 def lag_tensor(values: np.ndarray, l_max: int) -> np.ndarray:

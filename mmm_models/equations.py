@@ -104,7 +104,7 @@ def linear_term(xp: Any, features: Any, coef: Any) -> Any:
 def baseline_components(xp: Any, data: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """Non-media parts of mu, each (..., weeks); parts whose spec is empty are left out."""
     intercept = xp.expand_dims(params[C.INTERCEPT], -1)
-    components = {C.INTERCEPT: intercept * xp.ones_like(data["trend"][:, 0])}
+    components = {C.INTERCEPT: intercept * xp.ones_like(data["target"])}
     for name, feature, coef in (
         ("trend", "trend", C.TREND_COEF),
         ("seasonality", "fourier", C.FOURIER_COEF),

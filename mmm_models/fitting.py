@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmm_models import backend
 from mmm_models.data import Design
 from mmm_models.equations import ChannelLayout
-from mmm_models.model import build_model, model_coords
+from mmm_models.model import build_model, model_coords, model_data
 from mmm_models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> S
     if compiled is None:
         log.info("building sampler for model structure %s (once per process)", spec.structure_key())
         compiled = _CACHE[key] = _compile_numpyro(spec, design, settings)
-    data_values = design.model_data()
+    data_values = model_data(spec, design)
     data = tuple(np.asarray(data_values[name], dtype=float) for name in compiled.data_names)
     shape = tuple(a.shape[0] for a in data if a.ndim)
     first_time = shape not in compiled.shapes_seen
@@ -237,7 +237,7 @@ def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings) -> Sa
         log.info("compiling model structure %s with numba (once per process)", spec.structure_key())
         compiled_model = _CACHE[key] = nutpie.compile_pymc_model(build_model(spec, design))
         COMPILE_COUNT["count"] += 1
-    runnable = compiled_model.with_data(**design.model_data())
+    runnable = compiled_model.with_data(**model_data(spec, design))
     idata = nutpie.sample(
         runnable,
         chains=settings.chains,
@@ -265,7 +265,7 @@ def _sample_pymc(spec: ModelSpec, design: Design, settings: FitSettings) -> Samp
         model = _CACHE[key] = build_model(spec, design)
         COMPILE_COUNT["count"] += 1
     with model:
-        pm.set_data(design.model_data())
+        pm.set_data(model_data(spec, design))
         idata = pm.sample(
             draws=settings.draws,
             tune=settings.tune,
@@ -275,5 +275,6 @@ def _sample_pymc(spec: ModelSpec, design: Design, settings: FitSettings) -> Samp
             target_accept=settings.target_accept,
             progressbar=False,
             compute_convergence_checks=False,
+            mp_ctx="forkserver",  # JAX threads run in this process; a plain fork could deadlock
         )
     return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)

@@ -28,6 +28,17 @@ def model_coords(spec: ModelSpec, layout: ChannelLayout) -> dict[str, list[str]]
     return coords
 
 
+def model_data(spec: ModelSpec, design: Design) -> dict[str, np.ndarray]:
+    """The design arrays this spec's graph uses, by data-container name."""
+    unused = {
+        "trend": spec.trend.type == "none",
+        "fourier": spec.seasonality.harmonics == 0,
+        "controls": not spec.controls,
+        "events": not spec.events,
+    }
+    return {name: value for name, value in design.model_data().items() if not unused.get(name, False)}
+
+
 def build_model(spec: ModelSpec, design: Design) -> pm.Model:
     """The PyMC model of ``spec``, holding ``design`` in data containers.
 
@@ -37,7 +48,7 @@ def build_model(spec: ModelSpec, design: Design) -> pm.Model:
     """
     layout = ChannelLayout.from_spec(spec)
     with pm.Model(coords=model_coords(spec, layout)) as model:
-        data = {name: pm.Data(name, value) for name, value in design.model_data().items()}
+        data = {name: pm.Data(name, value) for name, value in model_data(spec, design).items()}
         params: dict[str, pt.TensorVariable] = {}
         params[C.INTERCEPT] = spec.intercept_prior.create_variable(C.INTERCEPT)
         if spec.trend.type != "none":

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 from pydantic import BaseModel, ConfigDict, model_validator
 
 # For every supported family: its parameters, and which of them must be strictly positive.
@@ -72,20 +73,28 @@ class Prior(BaseModel):
 
 
 def stacked_variable(name: str, priors: list[Prior], dims: str | None = None) -> Any:
-    """One vector random variable whose elements have their own parameters of one family.
+    """One vector variable whose elements each have their own prior.
 
-    Channels that share a transform type share one vector variable, which keeps the graph (and so
-    compile time) small, while each channel keeps its own prior parameters.
+    Elements whose priors share a family (and parameter names) become one vector random variable
+    with per-element parameters, which keeps the graph, and so compile time, small. With several
+    families, each gets its own variable (``<name>_<family>``) and ``name`` is their combination.
     """
-    families = {p.dist for p in priors}
-    if len(families) != 1:
-        raise ValueError(f"{name}: priors of one vector variable must share a family, got {sorted(families)}")
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for index, prior in enumerate(priors):
+        groups.setdefault((prior.dist, tuple(sorted(prior.params))), []).append(index)
+    if len(groups) == 1:
+        return _vector_variable(name, priors, dims)
+    parts, order = [], []
+    for (family, _), indices in groups.items():
+        parts.append(_vector_variable(f"{name}_{family.lower()}", [priors[i] for i in indices], None))
+        order.extend(indices)
+    combined = pt.concatenate(parts)[np.argsort(order)]
+    return pm.Deterministic(name, combined, dims=dims)
+
+
+def _vector_variable(name: str, priors: list[Prior], dims: str | None) -> Any:
     family = priors[0].dist
-    keys = set().union(*(p.params for p in priors))
-    missing = [k for k in keys if any(k not in p.params for p in priors)]
-    if missing:
-        raise ValueError(f"{name}: every prior of a vector variable must set {sorted(missing)}")
-    params = {k: np.array([p.params[k] for p in priors]) for k in keys}
+    params = {k: np.array([p.params[k] for p in priors]) for k in priors[0].params}
     if dims is not None:
         return getattr(pm, family)(name, **params, dims=dims)
     return getattr(pm, family)(name, **params, shape=len(priors))

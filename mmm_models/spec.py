@@ -65,6 +65,17 @@ class ChannelSpec(_Frozen):
     saturation: SaturationSpec = Field(default_factory=LogisticSaturation)
     effect: ChannelEffect = Field(default_factory=ChannelEffect)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_transform_types(cls, value: Any) -> Any:
+        """``adstock: {l_max: 4}`` means the default (geometric) adstock with that l_max."""
+        if isinstance(value, dict):
+            value = dict(value)
+            for key, default in (("adstock", "geometric"), ("saturation", "logistic")):
+                if isinstance(value.get(key), dict) and "type" not in value[key]:
+                    value[key] = {"type": default, **value[key]}
+        return value
+
 
 class ControlSpec(_Frozen):
     """A control variable (a data column, scaled by its largest absolute value) with a learned weight."""
@@ -186,7 +197,8 @@ class ModelSpec(_Frozen):
             raise SpecError(f"{source}: invalid model spec\n{format_validation_error(exc)}") from exc
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+        """The complete spec as YAML (defaults written out, so the file says what was fitted)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
 class SpecError(ValueError):

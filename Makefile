@@ -1,0 +1,34 @@
+# Two commands for a newcomer (see README): `make run` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+EXAMPLE_DATA := ../shared/data/pymc_marketing/mmm_example.csv
+
+.PHONY: setup run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/mmm fit --spec conf/models/mmm_example.yaml --data $(EXAMPLE_DATA) \
+		--holdout-weeks 13 --output outputs/mmm_example
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/pip install --quiet -e ".[dev,bench]"
+	$(VENV)/bin/python benchmarks/fit_speed.py
+	$(VENV)/bin/python benchmarks/recovery.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

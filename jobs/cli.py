@@ -1,0 +1,47 @@
+"""The ``mmm`` command line.
+
+``mmm fit`` fits one market from a spec and a weekly CSV, prints the report, and writes the saved
+model, tables and plots to an output folder. Later commands (train, promote, recommend, monitor)
+join it as the platform grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from jobs import fit_market
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmm", description="Bayesian media mix modelling platform")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="fit one market and print its report")
+    fit.add_argument("--spec", required=True, type=Path, help="model spec YAML (see conf/models/)")
+    fit.add_argument("--data", required=True, type=Path, help="weekly CSV: date, target, spend per channel, controls")
+    fit.add_argument("--market", default=None, help="name shown in the report (default: the data file's stem)")
+    fit.add_argument("--output", type=Path, default=None, help="folder for the saved model, tables and plots")
+    fit.add_argument("--sampler", choices=["numpyro", "nutpie", "pymc"], default="numpyro")
+    fit.add_argument("--chains", type=int, default=4)
+    fit.add_argument("--draws", type=int, default=1000)
+    fit.add_argument("--tune", type=int, default=1000)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--holdout-weeks", type=int, default=0, help="last weeks kept out of the fit, to validate on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("jax", "pymc", "pytensor", "arviz", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "fit":
+        return fit_market.run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Job: fit one market from files and report. A thin entry point over ``mmm_models``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from mmm_models import analysis, persistence, plots
+from mmm_models.data import DataError
+from mmm_models.diagnostics import diagnose
+from mmm_models.fitted import fit
+from mmm_models.fitting import FitSettings
+from mmm_models.report import format_report
+from mmm_models.spec import ModelSpec, SpecError
+
+log = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit, print the report, write outputs; exit status 1 with a clear message on bad input."""
+    try:
+        spec = ModelSpec.from_yaml(args.spec)
+        frame = pd.read_csv(args.data)
+        settings = FitSettings(
+            sampler=args.sampler,
+            chains=args.chains,
+            draws=args.draws,
+            tune=args.tune,
+            seed=args.seed,
+            holdout_weeks=args.holdout_weeks,
+        )
+        market = args.market or Path(args.data).stem
+        model = fit(spec, frame, settings, market=market)
+    except (SpecError, DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    log.info("summarising the posterior")
+    diagnostics = diagnose(model)
+    summary = analysis.channel_summary(model)
+    print(format_report(model, diagnostics, summary))
+    if args.output:
+        write_outputs(model, summary, args.output)
+        print(f"\nSaved model, tables and plots to {args.output}/")
+    return 0
+
+
+def write_outputs(model, summary: pd.DataFrame, folder: Path) -> None:
+    """Saved model, CSV tables and PNG plots for one fit."""
+    persistence.save(model, folder / "model")
+    decomposition = analysis.decomposition(model)
+    curves = analysis.response_curves(model)
+    summary.to_csv(folder / "channel_summary.csv", index=False)
+    decomposition.to_csv(folder / "decomposition.csv", index=False)
+    curves.to_csv(folder / "response_curves.csv", index=False)
+    analysis.adstock_curves(model).to_csv(folder / "adstock_curves.csv", index=False)
+    plots.plot_fit(model, decomposition).savefig(folder / "fit.png", dpi=110)
+    plots.plot_decomposition(model, decomposition).savefig(folder / "decomposition.png", dpi=110)
+    plots.plot_response_curves(model, curves).savefig(folder / "response_curves.png", dpi=110)

@@ -1,0 +1,55 @@
+"""Plots a reviewer reads: fit over time, decomposition, response curves (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mmm_models.fitted import FittedModel
+
+
+def plot_fit(model: FittedModel, decomposition: pd.DataFrame) -> Figure:
+    """Observed target against the expected outcome, held-out weeks shaded."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(decomposition["date"], decomposition["observed"], color="black", lw=1, label="observed")
+    ax.plot(decomposition["date"], decomposition["expected"], color="tab:blue", lw=1.5, label="model (posterior mean)")
+    held_out = decomposition.loc[decomposition["held_out"], "date"]
+    if len(held_out):
+        ax.axvspan(held_out.iloc[0], held_out.iloc[-1], color="tab:orange", alpha=0.15, label="held out")
+    ax.set_title(f"{model.market}: fit of {model.spec.target.column}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_decomposition(model: FittedModel, decomposition: pd.DataFrame) -> Figure:
+    """Stacked weekly contributions of baseline parts and channels."""
+    parts = [c for c in decomposition.columns if c not in ("date", "observed", "expected", "held_out")]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    ax.stackplot(decomposition["date"], *[decomposition[p].clip(lower=0) for p in parts], labels=parts, alpha=0.8)
+    ax.plot(decomposition["date"], decomposition["observed"], color="black", lw=1, label="observed")
+    ax.set_title(f"{model.market}: decomposition of {model.spec.target.column}")
+    ax.legend(loc="upper left", ncol=4, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_response_curves(model: FittedModel, curves: pd.DataFrame) -> Figure:
+    """Contribution against total spend per channel, with 90% HDI bands; the dot is current spend."""
+    channels = list(dict.fromkeys(curves["channel"]))
+    fig, axes = plt.subplots(1, len(channels), figsize=(4 * len(channels), 3.5), squeeze=False)
+    for ax, channel in zip(axes[0], channels, strict=True):
+        curve = curves[curves["channel"] == channel]
+        ax.fill_between(curve["spend"], curve["contribution_hdi_low"], curve["contribution_hdi_high"], alpha=0.3)
+        ax.plot(curve["spend"], curve["contribution_mean"])
+        current = curve.iloc[(curve["multiplier"] - 1.0).abs().argmin()]
+        ax.plot(current["spend"], current["contribution_mean"], "o", color="black")
+        ax.set_title(channel)
+        ax.set_xlabel("spend in period")
+    axes[0][0].set_ylabel("contribution")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,60 @@
+"""The `mmm fit` command: report, outputs, and a clean error on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobs.cli import main
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_SPEC
+
+
+def test_fit_prints_report_and_writes_outputs(tmp_path: Path, capsys) -> None:
+    status = main(
+        [
+            "fit",
+            "--spec",
+            str(EXAMPLE_SPEC),
+            "--data",
+            str(EXAMPLE_CSV),
+            "--chains",
+            "2",
+            "--draws",
+            "300",
+            "--tune",
+            "300",
+            "--seed",
+            "1",
+            "--holdout-weeks",
+            "13",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "max R-hat" in out and "held out" in out and "x1" in out and "ROAS" in out
+    for name in (
+        "channel_summary.csv",
+        "decomposition.csv",
+        "response_curves.csv",
+        "fit.png",
+        "decomposition.png",
+        "response_curves.png",
+        "model/posterior.nc",
+        "model/spec.yaml",
+    ):
+        assert (tmp_path / name).exists(), name
+
+
+def test_bad_spec_exits_1_with_message(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\ntarget: {column: y}\nchannels: [{name: x1, adstock: {type: geometric, l_max: -1}}]\n")
+    assert main(["fit", "--spec", str(spec), "--data", str(EXAMPLE_CSV)]) == 1
+    assert "channels.0.adstock.geometric.l_max" in capsys.readouterr().err
+
+
+def test_bad_data_exits_1_with_message(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text(EXAMPLE_CSV.read_text().replace(",0.0,0.0,0.0,92,0", ",-1.0,0.0,0.0,92,0", 1))
+    assert main(["fit", "--spec", str(EXAMPLE_SPEC), "--data", str(data)]) == 1
+    assert "negative spend" in capsys.readouterr().err
