@@ -21,7 +21,7 @@ import pandas as pd
 
 from mmm_models import constants as C
 from mmm_models.data import Design, lag_tensor
-from mmm_models.equations import adstocked_spend, baseline_components, saturated_spend
+from mmm_models.equations import baseline_components, channel_contributions, linear_predictor
 from mmm_models.fitted import FittedModel
 from mmm_models.transforms import half_life
 
@@ -87,16 +87,10 @@ class PosteriorEvaluator:
         self, params: dict[str, np.ndarray], design: Design | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Linear predictor (draws, weeks) and per-channel terms (draws, weeks, channels)."""
-        design = design or self.design
-        data = design.model_data()
-        saturated = saturated_spend(np, self.model.layout, data["spend_lags"], params)
-        terms = saturated * params[C.CHANNEL_COEF][:, None, :]
-        baseline = sum(baseline_components(np, data, params).values())
-        return baseline + terms.sum(axis=-1), terms
+        return linear_predictor(np, self.model.layout, (design or self.design).model_data(), params)
 
     def channel_terms(self, params: dict[str, np.ndarray], spend_lags: np.ndarray) -> np.ndarray:
-        saturated = saturated_spend(np, self.model.layout, spend_lags, params)
-        return saturated * params[C.CHANNEL_COEF][:, None, :]
+        return channel_contributions(np, self.model.layout, {"spend_lags": spend_lags}, params)
 
     def outcome(self, mu: np.ndarray) -> np.ndarray:
         """Expected outcome in original units from the linear predictor."""
@@ -273,9 +267,3 @@ def decomposition(model: FittedModel, max_draws: int | None = 1000) -> pd.DataFr
     frame.insert(0, "date", model.data[model.spec.date_column].to_numpy())
     frame["held_out"] = np.arange(len(frame)) >= model.train_weeks
     return frame
-
-
-def adstocked_spend_draws(model: FittedModel) -> np.ndarray:
-    """Adstocked scaled spend per draw (draws, weeks, channels), for plots and checks."""
-    evaluator = PosteriorEvaluator(model)
-    return adstocked_spend(np, model.layout, evaluator.design.spend_lags, evaluator.params)

@@ -122,7 +122,10 @@ def channel_contributions(xp: Any, layout: ChannelLayout, data: Mapping[str, Any
     return saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2)
 
 
-def expected_mu(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-    """The linear predictor mu, (..., weeks): scaled target, or its log under a log link."""
-    baseline = sum(baseline_components(xp, data, params).values())
-    return baseline + channel_contributions(xp, layout, data, params).sum(axis=-1)
+def linear_predictor(
+    xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[Any, Any]:
+    """The linear predictor mu (..., weeks), scaled target or its log under a log link, and the
+    channel terms it contains (..., weeks, channels)."""
+    terms = channel_contributions(xp, layout, data, params)
+    return sum(baseline_components(xp, data, params).values()) + terms.sum(axis=-1), terms

@@ -58,6 +58,7 @@ class SamplerRun:
 @dataclass
 class _CompiledJax:
     run: Any
+    devices: int
     postprocess: Any
     initial_point: Any
     value_names: list[str]
@@ -70,11 +71,6 @@ class _CompiledJax:
 
 _CACHE: dict[tuple[Any, ...], Any] = {}
 COMPILE_COUNT = {"count": 0}  # compilations in this process, for benchmarks and tests
-
-
-def clear_cache() -> None:
-    """Forget compiled samplers (tests use it to measure a cold fit)."""
-    _CACHE.clear()
 
 
 def sample(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
@@ -100,15 +96,16 @@ def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> 
         inp.name = var.name
     replace = dict(zip(data_vars, data_inputs, strict=True))
     value_vars = model.value_vars
-    (logp,) = clone_replace([model.logp()], replace)
-    logp_fn = get_jaxified_graph(inputs=value_vars + data_inputs, outputs=[logp])
-    outputs = clone_replace(model.unobserved_value_vars, replace)
-    post_fn = get_jaxified_graph(inputs=value_vars + data_inputs, outputs=outputs)
+    # One jaxified graph gives the log density (output 0) and the posterior's constrained values
+    # and deterministics (the rest): one PyTensor rewrite pass instead of two. It is jitted on its
+    # own, so NUTS traces it once and XLA drops the outputs a caller does not use.
+    outputs = clone_replace([model.logp(), *model.unobserved_value_vars], replace)
+    graph_fn = jax.jit(get_jaxified_graph(inputs=value_vars + data_inputs, outputs=outputs))
     value_names = [v.name for v in value_vars]
 
     def potential_gen(*data: Any) -> Any:
         def potential(z: dict[str, Any]) -> Any:
-            return -logp_fn(*[z[n] for n in value_names], *data)[0]
+            return -graph_fn(*[z[n] for n in value_names], *data)[0]
 
         return potential
 
@@ -134,16 +131,22 @@ def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> 
         return jax.tree.map(lambda a: a[tune:], trace)
 
     devices = _parallel_devices(settings)
-    per_device = jax.vmap(run_chain, in_axes=(0, 0, None))
+
+    def per_device(keys: Any, z0: dict[str, Any], data: tuple[Any, ...]) -> Any:
+        # Chains on one device run one after another: on a CPU core that costs the same as
+        # vectorising them, and avoids tracing NUTS's while loops through vmap's batching rules.
+        return jax.lax.map(lambda chain: run_chain(chain[0], chain[1], data), (keys, z0))
+
     run = jax.pmap(per_device, in_axes=(0, 0, None)) if devices > 1 else jax.jit(per_device)
 
     def postprocess(z: dict[str, Any], *data: Any) -> list[Any]:
-        return post_fn(*[z[n] for n in value_names], *data)
+        return graph_fn(*[z[n] for n in value_names], *data)[1:]
 
     layout = ChannelLayout.from_spec(spec)
     dims = {name: list(d) for name, d in model.named_vars_to_dims.items()}
     return _CompiledJax(
-        run=(run, devices),
+        run=run,
+        devices=devices,
         postprocess=jax.jit(jax.vmap(postprocess, in_axes=(0,) + (None,) * len(data_vars))),
         initial_point=make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True),
         value_names=value_names,
@@ -185,7 +188,7 @@ def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> S
         COMPILE_COUNT["count"] += 1
         log.info("compiling for %d weeks (first market of this length)", design.mask.shape[0])
 
-    run, devices = compiled.run
+    run, devices = compiled.run, compiled.devices
     chains = settings.chains
     inits = [compiled.initial_point(settings.seed * 1000 + c) for c in range(chains)]
     z0 = {n: np.stack([np.asarray(p[n], dtype=float) for p in inits]) for n in compiled.value_names}

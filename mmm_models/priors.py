@@ -67,10 +67,6 @@ class Prior(BaseModel):
         """Create the scalar PyMC random variable ``name``."""
         return getattr(pm, self.dist)(name, **self.params)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The flat YAML form."""
-        return {"dist": self.dist, **self.params}
-
 
 def stacked_variable(name: str, priors: list[Prior], dims: str | None = None) -> Any:
     """One vector variable whose elements each have their own prior.

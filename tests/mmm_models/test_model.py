@@ -8,7 +8,7 @@ from scipy import stats
 
 from mmm_models import constants as C
 from mmm_models.data import ScalingFactors, build_design, validate_market_frame
-from mmm_models.equations import ChannelLayout, expected_mu
+from mmm_models.equations import ChannelLayout, linear_predictor
 from mmm_models.model import build_model
 from mmm_models.simulator import SimulationConfig, simulate_market
 from mmm_models.spec import ModelSpec
@@ -50,7 +50,7 @@ def test_numpy_equations_reproduce_the_model_log_likelihood() -> None:
         point
     )
     params = dict(zip([v.name for v in model.unobserved_value_vars], constrained, strict=True))
-    mu = expected_mu(np, ChannelLayout.from_spec(MIXED), design.model_data(), params)
+    mu, _ = linear_predictor(np, ChannelLayout.from_spec(MIXED), design.model_data(), params)
     logp = stats.t.logpdf(design.target, df=params[C.NOISE_NU], loc=mu, scale=params[C.NOISE_SIGMA])
     loglik_numpy = float((logp * design.mask).sum())
     loglik_model = float(
