@@ -57,6 +57,8 @@ class SamplerRun:
 
 @dataclass
 class _CompiledJax:
+    """One model structure's jitted sampler and what is needed to turn its output into a posterior."""
+
     run: Any
     devices: int
     postprocess: Any
@@ -158,9 +160,9 @@ def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> 
 
 
 def _parallel_devices(settings: FitSettings) -> int:
+    """Devices to spread chains over: as many as allowed that divide the chains evenly."""
     available = min(backend.device_count(), settings.cores or backend.device_count())
-    devices = max(d for d in range(1, available + 1) if settings.chains % d == 0)
-    return devices
+    return max(d for d in range(1, available + 1) if settings.chains % d == 0)
 
 
 def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
