@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mmm_models.constants import CHANNEL_COEF
 from mmm_models.data import fourier_features, lag_tensor
+from mmm_models.equations import ChannelLayout
+from mmm_models.optimizer import ResponseModel
 from mmm_models.spec import ModelSpec
 from mmm_models.transforms import GeometricAdstock, LogisticSaturation, half_life
 
@@ -147,4 +150,30 @@ def simulation_spec(config: SimulationConfig | None = None, name: str = "simulat
             "seasonality": {"harmonics": config.harmonics},
             "trend": {"type": "linear"},
         }
+    )
+
+
+def truth_response_model(market: SimulatedMarket) -> ResponseModel:
+    """The optimiser's view of the *true* market: one "draw" holding the true parameters.
+
+    Used to score recommendations: a plan's true response is what the market would really deliver.
+    """
+    config = market.config
+    names = list(config.channels)
+    spend = market.data[names].to_numpy(float)
+    layout = ChannelLayout.from_spec(simulation_spec(config))
+    (adstock,), (saturation,) = layout.adstock, layout.saturation
+    lags = config.l_max - 1
+    return ResponseModel(
+        channels=names,
+        layout=layout,
+        params={
+            adstock.variable("alpha"): np.array([[market.truth.alpha[c] for c in names]]),
+            saturation.variable("lam"): np.array([[market.truth.lam[c] for c in names]]),
+            CHANNEL_COEF: np.array([[market.truth.coef[c] for c in names]]),
+        },
+        spend_scale=spend.max(axis=0),
+        target_scale=1.0,
+        l_max=config.l_max,
+        history=spend[-lags:] if lags else np.zeros((0, len(names))),
     )

@@ -92,3 +92,25 @@ def test_save_load_round_trip_gives_identical_predictions(quick_example_fit, tmp
 def test_load_names_missing_files(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"posterior\.nc"):
         persistence.load(tmp_path)
+
+
+def test_what_if_of_the_baseline_itself_is_zero(quick_example_fit) -> None:
+    from mmm_models.prediction import compare_scenarios
+
+    plan = future_plan(quick_example_fit)
+    same = compare_scenarios(quick_example_fit, plan, plan.copy())
+    assert np.all(same.draws == 0.0)
+    assert same.difference["hdi_low"] == same.difference["hdi_high"] == 0.0
+
+
+def test_what_if_credits_carry_over_past_the_plan(quick_example_fit) -> None:
+    from mmm_models.prediction import compare_scenarios
+
+    plan = future_plan(quick_example_fit)
+    late = plan.copy()
+    late.loc[late.index[-1], "x1"] += 1.0  # one more unit of x1 in the plan's last week
+    result = compare_scenarios(quick_example_fit, late, plan)
+    assert result.difference["hdi_low"] > 0
+    # most of the adstocked effect lands after the plan: the spill weeks carry part of the difference
+    spill = result.weekly["mean"].iloc[len(plan) :].sum()
+    assert spill > 0 and len(result.weekly) == len(plan) + 7
