@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(VENV)/bin/pip install --quiet -e ".[dev,bench]"
 	$(VENV)/bin/python benchmarks/fit_speed.py
 	$(VENV)/bin/python benchmarks/recovery.py
+	$(VENV)/bin/python benchmarks/optimizer.py
+	$(VENV)/bin/python benchmarks/calibration.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mmm_models import constants as C
 from mmm_models.data import Design, lag_tensor
-from mmm_models.equations import baseline_components, channel_contributions, linear_predictor
+from mmm_models.equations import baseline_components, channel_contributions, lift_effects, linear_predictor
 from mmm_models.fitted import FittedModel
 from mmm_models.transforms import half_life
 
@@ -267,3 +267,31 @@ def decomposition(model: FittedModel, max_draws: int | None = 1000) -> pd.DataFr
     frame.insert(0, "date", model.data[model.spec.date_column].to_numpy())
     frame["held_out"] = np.arange(len(frame)) >= model.train_weeks
     return frame
+
+
+def lift_test_check(model: FittedModel, tests: pd.DataFrame, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """The model's lift for each test (window and carry-over, adstock included) against the observed
+    lift: posterior mean and HDI, the z-score of the observation, and whether it falls in the
+    model's interval widened by the test's own standard error (the predictive interval)."""
+    from scipy import stats
+
+    from mmm_models.lift import build_lift_design, validate_lift_tests
+
+    tests = validate_lift_tests(model.spec, tests, model.data, model.market)
+    lift = build_lift_design(model.spec, tests, model.data, model.scaling)
+    params = model.draws()
+    modelled = lift_effects(np, model.layout, lift.model_data(), params)[:, : len(tests)] * model.scaling.target
+    summary = summarise(modelled, hdi_prob)
+    rng = np.random.default_rng(0)
+    predictive = modelled + rng.standard_normal(modelled.shape) * tests["lift_se"].to_numpy()
+    low, high = np.quantile(predictive, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2], axis=0)
+    spread = np.sqrt(summary["sd"] ** 2 + tests["lift_se"].to_numpy() ** 2)
+    z = (tests["lift"].to_numpy() - summary["mean"]) / spread
+    return tests.assign(
+        model_lift_mean=summary["mean"],
+        model_lift_hdi_low=summary["hdi_low"],
+        model_lift_hdi_high=summary["hdi_high"],
+        z_score=z,
+        p_value=2 * stats.norm.sf(np.abs(z)),
+        inside_predictive_interval=(tests["lift"].to_numpy() >= low) & (tests["lift"].to_numpy() <= high),
+    )

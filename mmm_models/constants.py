@@ -10,6 +10,7 @@ CHANNEL_COEF = "channel_coef"  # effect at full saturation, in scaled target uni
 NOISE_SIGMA = "noise_sigma"
 NOISE_NU = "noise_nu"
 LOG_LIKELIHOOD = "log_likelihood"
+LIFT_LIKELIHOOD = "lift_likelihood"
 
 CHANNEL = "channel"
 CONTROL = "control"

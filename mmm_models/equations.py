@@ -129,3 +129,13 @@ def linear_predictor(
     channel terms it contains (..., weeks, channels)."""
     terms = channel_contributions(xp, layout, data, params)
     return sum(baseline_components(xp, data, params).values()) + terms.sum(axis=-1), terms
+
+
+def lift_effects(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Each lift test's modelled lift (..., tests), in scaled target units: the test channel's
+    contribution with the spend change minus without it, over the window and its carry-over."""
+    changed = saturated_spend(xp, layout, data["lift_changed_lags"], params)
+    base = saturated_spend(xp, layout, data["lift_base_lags"], params)
+    difference = (changed - base) * xp.expand_dims(params[C.CHANNEL_COEF], -2)  # (..., rows, channels)
+    per_test = data["lift_rows"] @ difference  # (..., tests, channels)
+    return (per_test * data["lift_channel"]).sum(axis=-1)

@@ -18,6 +18,7 @@ from mmm_models import constants as C
 from mmm_models.data import DataError, Design, ScalingFactors, build_design, validate_market_frame
 from mmm_models.equations import ChannelLayout
 from mmm_models.fitting import FitSettings, sample
+from mmm_models.lift import build_lift_design, validate_lift_tests
 from mmm_models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class FittedModel:
     settings: FitSettings
     market: str = "market"
     timings: dict[str, float] = field(default_factory=dict)
+    lift_tests: pd.DataFrame | None = None  # the lift tests the fit was calibrated with
 
     @property
     def layout(self) -> ChannelLayout:
@@ -72,11 +74,13 @@ def fit(
     settings: FitSettings | None = None,
     scaling: ScalingFactors | None = None,
     market: str = "market",
+    lift_tests: pd.DataFrame | None = None,
 ) -> FittedModel:
     """Validate one market's weekly frame and sample its posterior.
 
     Pass ``scaling`` from an earlier fit of the same market to keep parameters comparable across
-    refits; otherwise it is computed from the training weeks.
+    refits; otherwise it is computed from the training weeks. ``lift_tests`` (see ``mmm_models.lift``)
+    enter the likelihood as extra observations.
     """
     settings = settings or FitSettings()
     start = time.perf_counter()
@@ -91,13 +95,24 @@ def fit(
         scaling = ScalingFactors.compute(spec, data.iloc[:train_weeks])
     scaling.check_matches(spec)
     design = build_design(spec, data, scaling, holdout_weeks=settings.holdout_weeks)
+    lift = None
+    if lift_tests is not None and len(lift_tests):
+        lift_tests = validate_lift_tests(spec, lift_tests, data, market)
+        lift = build_lift_design(spec, lift_tests, data, scaling)
     log.info("%s: sampling %d chains x %d draws (%s)", market, settings.chains, settings.draws, settings.sampler)
-    run = sample(spec, design, settings)
+    run = sample(spec, design, settings, lift)
     idata = _drop_padding_vars(run.idata)
     timings = {"sampler_s": run.seconds, "wall_s": time.perf_counter() - start, "compiled": float(run.compiled)}
     log.info("%s: fitted in %.1f s%s", market, timings["wall_s"], " (compiled first)" if run.compiled else "")
     return FittedModel(
-        spec=spec, scaling=scaling, idata=idata, data=data, settings=settings, market=market, timings=timings
+        spec=spec,
+        scaling=scaling,
+        idata=idata,
+        data=data,
+        settings=settings,
+        market=market,
+        timings=timings,
+        lift_tests=lift_tests if lift is not None else None,
     )
 
 

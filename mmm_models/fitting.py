@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mmm_models import backend
 from mmm_models.data import Design
 from mmm_models.equations import ChannelLayout
+from mmm_models.lift import LiftDesign
 from mmm_models.model import build_model, model_coords, model_data
 from mmm_models.spec import ModelSpec
 
@@ -75,23 +76,23 @@ _CACHE: dict[tuple[Any, ...], Any] = {}
 COMPILE_COUNT = {"count": 0}  # compilations in this process, for benchmarks and tests
 
 
-def sample(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
-    """Sample the posterior of ``spec`` on ``design`` with the chosen sampler."""
+def sample(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None = None) -> SamplerRun:
+    """Sample the posterior of ``spec`` on ``design`` (and lift tests) with the chosen sampler."""
     runner = {"numpyro": _sample_numpyro, "nutpie": _sample_nutpie, "pymc": _sample_pymc}[settings.sampler]
-    return runner(spec, design, settings)
+    return runner(spec, design, settings, lift)
 
 
 # --- numpyro -----------------------------------------------------------------------------------
 
 
-def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> _CompiledJax:
+def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> _CompiledJax:
     import jax
     from numpyro.infer.hmc import hmc
     from pymc.initial_point import make_initial_point_fn
     from pymc.sampling.jax import get_jaxified_graph
     from pytensor.graph.replace import clone_replace
 
-    model = build_model(spec, design)
+    model = build_model(spec, design, lift)
     data_vars = list(model.data_vars)
     data_inputs = [v.type() for v in data_vars]
     for var, inp in zip(data_vars, data_inputs, strict=True):
@@ -165,12 +166,13 @@ def _parallel_devices(settings: FitSettings) -> int:
     return max(d for d in range(1, available + 1) if settings.chains % d == 0)
 
 
-def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> SamplerRun:
     import jax
 
     key = (
         "numpyro",
         spec.structure_key(),
+        lift is not None,
         settings.chains,
         settings.draws,
         settings.tune,
@@ -181,10 +183,10 @@ def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> S
     compiled: _CompiledJax | None = _CACHE.get(key)
     if compiled is None:
         log.info("building sampler for model structure %s (once per process)", spec.structure_key())
-        compiled = _CACHE[key] = _compile_numpyro(spec, design, settings)
-    data_values = model_data(spec, design)
+        compiled = _CACHE[key] = _compile_numpyro(spec, design, settings, lift)
+    data_values = model_data(spec, design, lift)
     data = tuple(np.asarray(data_values[name], dtype=float) for name in compiled.data_names)
-    shape = tuple(a.shape[0] for a in data if a.ndim)
+    shape = tuple(a.shape for a in data)
     first_time = shape not in compiled.shapes_seen
     if first_time:
         COMPILE_COUNT["count"] += 1
@@ -231,18 +233,18 @@ def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings) -> S
 # --- nutpie ------------------------------------------------------------------------------------
 
 
-def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> SamplerRun:
     import nutpie
 
-    key = ("nutpie", spec.structure_key())
+    key = ("nutpie", spec.structure_key(), lift is not None)
     start = time.perf_counter()
     compiled_model = _CACHE.get(key)
     first_time = compiled_model is None
     if first_time:
         log.info("compiling model structure %s with numba (once per process)", spec.structure_key())
-        compiled_model = _CACHE[key] = nutpie.compile_pymc_model(build_model(spec, design))
+        compiled_model = _CACHE[key] = nutpie.compile_pymc_model(build_model(spec, design, lift))
         COMPILE_COUNT["count"] += 1
-    runnable = compiled_model.with_data(**model_data(spec, design))
+    runnable = compiled_model.with_data(**model_data(spec, design, lift))
     idata = nutpie.sample(
         runnable,
         chains=settings.chains,
@@ -259,18 +261,18 @@ def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings) -> Sa
 # --- pymc --------------------------------------------------------------------------------------
 
 
-def _sample_pymc(spec: ModelSpec, design: Design, settings: FitSettings) -> SamplerRun:
+def _sample_pymc(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> SamplerRun:
     import pymc as pm
 
     start = time.perf_counter()
-    key = ("pymc", spec.structure_key())
+    key = ("pymc", spec.structure_key(), lift is not None)
     model = _CACHE.get(key)
     first_time = model is None
     if first_time:
-        model = _CACHE[key] = build_model(spec, design)
+        model = _CACHE[key] = build_model(spec, design, lift)
         COMPILE_COUNT["count"] += 1
     with model:
-        pm.set_data(model_data(spec, design))
+        pm.set_data(model_data(spec, design, lift))
         idata = pm.sample(
             draws=settings.draws,
             tune=settings.tune,

@@ -8,7 +8,8 @@ import pytensor.tensor as pt
 
 from mmm_models import constants as C
 from mmm_models.data import Design
-from mmm_models.equations import ChannelLayout, baseline_components, saturated_spend
+from mmm_models.equations import ChannelLayout, baseline_components, lift_effects, saturated_spend
+from mmm_models.lift import LiftDesign
 from mmm_models.priors import stacked_variable
 from mmm_models.spec import ModelSpec
 from mmm_models.transforms import Adstock, Saturation
@@ -28,19 +29,20 @@ def model_coords(spec: ModelSpec, layout: ChannelLayout) -> dict[str, list[str]]
     return coords
 
 
-def model_data(spec: ModelSpec, design: Design) -> dict[str, np.ndarray]:
-    """The design arrays this spec's graph uses, by data-container name."""
+def model_data(spec: ModelSpec, design: Design, lift: LiftDesign | None = None) -> dict[str, np.ndarray]:
+    """The design arrays this spec's graph uses (and the lift tests' arrays), by data-container name."""
     unused = {
         "trend": spec.trend.type == "none",
         "fourier": spec.seasonality.harmonics == 0,
         "controls": not spec.controls,
         "events": not spec.events,
     }
-    return {name: value for name, value in design.model_data().items() if not unused.get(name, False)}
+    arrays = {name: value for name, value in design.model_data().items() if not unused.get(name, False)}
+    return {**arrays, **(lift.model_data() if lift is not None else {})}
 
 
-def build_model(spec: ModelSpec, design: Design) -> pm.Model:
-    """The PyMC model of ``spec``, holding ``design`` in data containers.
+def build_model(spec: ModelSpec, design: Design, lift: LiftDesign | None = None) -> pm.Model:
+    """The PyMC model of ``spec``, holding ``design`` (and any lift tests) in data containers.
 
     Channel effects are drawn on the scale the spec states their prior on (contribution share, ROAS
     or coefficient) and turned into ``channel_coef`` deterministically, using the saturated spend
@@ -48,7 +50,7 @@ def build_model(spec: ModelSpec, design: Design) -> pm.Model:
     """
     layout = ChannelLayout.from_spec(spec)
     with pm.Model(coords=model_coords(spec, layout)) as model:
-        data = {name: pm.Data(name, value) for name, value in model_data(spec, design).items()}
+        data = {name: pm.Data(name, value) for name, value in model_data(spec, design, lift).items()}
         params: dict[str, pt.TensorVariable] = {}
         params[C.INTERCEPT] = spec.intercept_prior.create_variable(C.INTERCEPT)
         if spec.trend.type != "none":
@@ -83,6 +85,11 @@ def build_model(spec: ModelSpec, design: Design) -> pm.Model:
             noise = pm.Normal.dist(mu=mu, sigma=sigma)
         # Padding and held-out weeks stay in the graph (fixed shapes) but carry zero weight.
         pm.Potential(C.LOG_LIKELIHOOD, (pm.logp(noise, data["target"]) * data["mask"]).sum())
+        if lift is not None:
+            # Each lift test is one more observation: its observed lift, with its standard error.
+            modelled = lift_effects(pt, layout, data, params)
+            test_fit = pm.logp(pm.Normal.dist(mu=modelled, sigma=data["lift_se"]), data["lift_observed"])
+            pm.Potential(C.LIFT_LIKELIHOOD, (test_fit * data["lift_mask"]).sum())
     return model
 
 

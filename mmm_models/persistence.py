@@ -23,6 +23,7 @@ POSTERIOR_FILE = "posterior.nc"
 SPEC_FILE = "spec.yaml"
 SCALING_FILE = "scaling.json"
 FIT_FILE = "fit.json"
+LIFT_FILE = "lift_tests.csv"  # only when the fit was calibrated with lift tests
 
 
 def save(model: FittedModel, folder: str | Path) -> Path:
@@ -37,6 +38,8 @@ def save(model: FittedModel, folder: str | Path) -> Path:
     (folder / SCALING_FILE).write_text(json.dumps(model.scaling.to_dict(), indent=2))
     fit_info = {"market": model.market, "settings": model.settings.model_dump(), "timings": model.timings}
     (folder / FIT_FILE).write_text(json.dumps(fit_info, indent=2))
+    if model.lift_tests is not None:
+        model.lift_tests.to_csv(folder / LIFT_FILE, index=False)
     return folder
 
 
@@ -59,4 +62,7 @@ def load(folder: str | Path) -> FittedModel:
         settings=FitSettings(**fit_info["settings"]),
         market=fit_info["market"],
         timings=fit_info["timings"],
+        lift_tests=pd.read_csv(folder / LIFT_FILE, parse_dates=["start", "end"])
+        if (folder / LIFT_FILE).exists()
+        else None,
     )

@@ -39,17 +39,22 @@ def plot_decomposition(model: FittedModel, decomposition: pd.DataFrame) -> Figur
 
 
 def plot_response_curves(model: FittedModel, curves: pd.DataFrame) -> Figure:
-    """Contribution against total spend per channel, with 90% HDI bands; the dot is current spend."""
+    """Per channel: contribution (top) and marginal ROAS (bottom) against total spend, with 90% HDI
+    bands; the dot marks the current spend."""
     channels = list(dict.fromkeys(curves["channel"]))
-    fig, axes = plt.subplots(1, len(channels), figsize=(4 * len(channels), 3.5), squeeze=False)
-    for ax, channel in zip(axes[0], channels, strict=True):
+    fig, axes = plt.subplots(2, len(channels), figsize=(4 * len(channels), 6.5), squeeze=False, sharex="col")
+    for column, channel in enumerate(channels):
         curve = curves[curves["channel"] == channel]
-        ax.fill_between(curve["spend"], curve["contribution_hdi_low"], curve["contribution_hdi_high"], alpha=0.3)
-        ax.plot(curve["spend"], curve["contribution_mean"])
         current = curve.iloc[(curve["multiplier"] - 1.0).abs().argmin()]
-        ax.plot(current["spend"], current["contribution_mean"], "o", color="black")
-        ax.set_title(channel)
-        ax.set_xlabel("spend in period")
+        for row, quantity in enumerate(("contribution", "marginal_roas")):
+            ax = axes[row][column]
+            ax.fill_between(curve["spend"], curve[f"{quantity}_hdi_low"], curve[f"{quantity}_hdi_high"], alpha=0.3)
+            ax.plot(curve["spend"], curve[f"{quantity}_mean"])
+            ax.plot(current["spend"], current[f"{quantity}_mean"], "o", color="black")
+        axes[0][column].set_title(channel)
+        axes[1][column].set_xlabel("spend in period")
     axes[0][0].set_ylabel("contribution")
+    axes[1][0].set_ylabel("marginal ROAS")
+    fig.suptitle(f"{model.market}: response curves")
     fig.tight_layout()
     return fig

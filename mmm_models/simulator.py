@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from mmm_models.constants import CHANNEL_COEF
-from mmm_models.data import fourier_features, lag_tensor
-from mmm_models.equations import ChannelLayout
+from mmm_models.data import ScalingFactors, fourier_features, lag_tensor
+from mmm_models.equations import ChannelLayout, lift_effects
+from mmm_models.lift import build_lift_design
 from mmm_models.optimizer import ResponseModel
 from mmm_models.spec import ModelSpec
 from mmm_models.transforms import GeometricAdstock, LogisticSaturation, half_life
@@ -38,6 +39,7 @@ class SimulationConfig:
     baseline_level: float = 100_000.0
     noise: float = 0.04  # noise sd as a fraction of the baseline level
     harmonics: int = 2
+    correlated: tuple[str, str] | None = None  # the second channel's spend follows the first's (corr > 0.9)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ def simulate_market(config: SimulationConfig | None = None, seed: int = 0) -> Si
         ],
         axis=1,
     )
+    if config.correlated is not None:
+        leader, follower = (names.index(c) for c in config.correlated)
+        ratio = spend[:, follower].mean() / spend[:, leader].mean()
+        spend[:, follower] = spend[:, leader] * ratio * rng.lognormal(0, 0.1, weeks)
     alpha = rng.uniform(*config.alpha_range, len(names))
     lam = rng.uniform(*config.lam_range, len(names))
     scale = spend.max(axis=0)
@@ -177,3 +183,54 @@ def truth_response_model(market: SimulatedMarket) -> ResponseModel:
         l_max=config.l_max,
         history=spend[-lags:] if lags else np.zeros((0, len(names))),
     )
+
+
+def simulate_lift_tests(
+    market: SimulatedMarket,
+    channels: list[str] | None = None,
+    weeks: int = 4,
+    spend_change: float = -1.0,
+    relative_se: float = 0.1,
+    bias: float = 1.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One lift test per channel, generated from the truth (columns as in ``mmm_models.lift``).
+
+    Each test changes the channel's spend by ``spend_change`` times its actual spend, for ``weeks``
+    weeks at a random place in the history where the channel spends (-1, the default, is a go-dark
+    holdout, the usual geo-experiment design for calibrating an MMM). The observed lift is the true
+    lift (window and carry-over, adstock included) times ``bias`` (1 = honest), plus noise with
+    standard error ``relative_se`` of the true lift.
+    """
+    rng = np.random.default_rng(seed)
+    config, data = market.config, market.data
+    channels = channels or list(config.channels)
+    truth = truth_response_model(market)
+    rows = []
+    for channel in channels:
+        starts = np.arange(config.l_max, len(data) - weeks - config.l_max)
+        window_min = np.array([data[channel].iloc[s : s + weeks].min() for s in starts])
+        candidates = starts[window_min > 0] if (window_min > 0).any() else starts[[np.argmax(window_min)]]
+        first = int(rng.choice(candidates))
+        delta = spend_change * data[channel].iloc[first : first + weeks].sum()
+        rows.append(
+            {
+                "channel": channel,
+                "start": data["date"].iloc[first],
+                "end": data["date"].iloc[first + weeks - 1],
+                "spend_delta": delta,
+            }
+        )
+    tests = pd.DataFrame(rows)
+    spec = simulation_spec(config)
+    scaling = ScalingFactors(
+        target=1.0,
+        spend=dict(zip(truth.channels, truth.spend_scale, strict=True)),
+        controls={},
+        time_origin=str(data["date"].iloc[0].date()),
+        time_span_weeks=float(len(data) - 1),
+    )
+    design = build_lift_design(spec, tests.assign(lift=0.0, lift_se=1.0), data, scaling)
+    true_lift = lift_effects(np, truth.layout, design.model_data(), truth.params)[0, : len(tests)]
+    se = relative_se * np.abs(true_lift)
+    return tests.assign(lift=bias * true_lift + rng.normal(0, se), lift_se=se, true_lift=true_lift)
