@@ -8,6 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from mmm_models.data import lag_tensor
+from mmm_models.equations import channel_contributions
 from mmm_models.optimizer import BudgetOptimizer, BudgetProblem, ChannelBound, OptimizationError
 from mmm_models.simulator import SimulationConfig, simulate_market, truth_response_model
 
@@ -166,3 +168,25 @@ def test_bad_problems_are_refused(truth, problem: BudgetProblem, message: str) -
 def test_budget_and_target_are_exclusive() -> None:
     with pytest.raises(ValueError, match="either total_budget or target_roas"):
         BudgetProblem(total_budget=1.0, target_roas=2.0)
+
+
+def test_response_counts_carry_over_into_and_out_of_the_horizon(truth) -> None:
+    weeks, channels, lags = 13, len(truth.channels), truth.l_max - 1
+    last_week_only = np.zeros((weeks, channels))
+    last_week_only[-1, 0] = truth.history[:, 0].mean()
+    credited = float(truth.channel_response(np, last_week_only)[0, 0])
+
+    def weekly(plan: np.ndarray) -> np.ndarray:
+        series = np.concatenate([truth.history, plan, np.zeros((lags, channels))]) / truth.spend_scale
+        lagged = lag_tensor(series, truth.l_max)[lags:]
+        return channel_contributions(np, truth.layout, {"spend_lags": lagged}, truth.params)[0, :, 0]
+
+    incremental = weekly(last_week_only) - weekly(np.zeros_like(last_week_only))
+    assert credited == pytest.approx(incremental.sum(), rel=1e-12)
+    # most of the last week's effect lands after the horizon, and it is credited
+    assert incremental[weeks:].sum() > 0.1 * credited
+    # the spend before the horizon moves the channel along its saturation curve: a busier history
+    # leaves less headroom, so the same plan adds less
+    plan = np.full((weeks, channels), truth.history.mean(axis=0))
+    busy = replace(truth, history=truth.history * 3)
+    assert (busy.channel_response(np, plan)[0] < truth.channel_response(np, plan)[0]).all()
