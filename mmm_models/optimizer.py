@@ -275,7 +275,7 @@ class BudgetOptimizer:
                     "roas_mean": float(roas["mean"]) if roas else np.nan,
                     "roas_hdi_low": float(roas["hdi_low"]) if roas else np.nan,
                     "roas_hdi_high": float(roas["hdi_high"]) if roas else np.nan,
-                    "marginal_roas_mean": float(marginal.mean()),
+                    **{f"marginal_roas_{k}": float(v) for k, v in summarise(marginal, self.hdi_prob).items()},
                 }
             )
         uplift = summarise(rec_draws.sum(axis=1) - cur_draws.sum(axis=1), self.hdi_prob)
