@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--tune", type=int, default=1000)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--holdout-weeks", type=int, default=0, help="last weeks kept out of the fit, to validate on")
+    fit.add_argument(
+        "--lift-tests",
+        type=Path,
+        default=None,
+        help="CSV of lift tests: channel, start, end, spend_delta, lift, lift_se",
+    )
     return parser
 
 

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
             holdout_weeks=args.holdout_weeks,
         )
         market = args.market or Path(args.data).stem
-        model = fit(spec, frame, settings, market=market)
+        lift_tests = pd.read_csv(args.lift_tests) if args.lift_tests else None
+        model = fit(spec, frame, settings, market=market, lift_tests=lift_tests)
     except (SpecError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -42,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     diagnostics = diagnose(model)
     summary = analysis.channel_summary(model)
     print(format_report(model, diagnostics, summary))
+    if model.lift_tests is not None:
+        check = analysis.lift_test_check(model, model.lift_tests)
+        columns = ["channel", "start", "end", "lift", "model_lift_mean", "z_score", "inside_predictive_interval"]
+        print("\nLift tests (observed against the calibrated model)")
+        print(check[columns].to_string(index=False))
     if args.output:
         write_outputs(model, summary, args.output)
         print(f"\nSaved model, tables and plots to {args.output}/")

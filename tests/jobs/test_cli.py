@@ -58,3 +58,33 @@ def test_bad_data_exits_1_with_message(tmp_path: Path, capsys) -> None:
     data.write_text(EXAMPLE_CSV.read_text().replace(",0.0,0.0,0.0,92,0", ",-1.0,0.0,0.0,92,0", 1))
     assert main(["fit", "--spec", str(EXAMPLE_SPEC), "--data", str(data)]) == 1
     assert "negative spend" in capsys.readouterr().err
+
+
+def test_fit_with_lift_tests_reports_them(tmp_path: Path, capsys) -> None:
+    from mmm_models.simulator import SimulationConfig, simulate_lift_tests, simulate_market, simulation_spec
+
+    config = SimulationConfig(weeks=78, channels=("tv", "search"))
+    market = simulate_market(config, seed=2)
+    market.data.to_csv(tmp_path / "market.csv", index=False)
+    simulate_lift_tests(market, seed=1).to_csv(tmp_path / "lift.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(simulation_spec(config).to_yaml())
+    status = main(
+        [
+            "fit",
+            "--spec",
+            str(tmp_path / "spec.yaml"),
+            "--data",
+            str(tmp_path / "market.csv"),
+            "--lift-tests",
+            str(tmp_path / "lift.csv"),
+            "--chains",
+            "2",
+            "--draws",
+            "300",
+            "--tune",
+            "300",
+        ]
+    )
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "Lift tests (observed against the calibrated model)" in out and "z_score" in out
