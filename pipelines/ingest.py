@@ -110,7 +110,16 @@ def ingest_source(
 
 
 def write_quarantine(spark: SparkSession, root: str | Path, rows: DataFrame) -> None:
-    rows.write.format("delta").mode("append").save(table_path(root, "quality", "quarantine"))
+    """Add rows to the quarantine table, once: a rerun that rejects the same row again adds nothing."""
+    from delta.tables import DeltaTable
+
+    path = table_path(root, "quality", "quarantine")
+    rows = rows.dropDuplicates(["table", "source_file", "record", "check"])
+    if not DeltaTable.isDeltaTable(spark, path):
+        rows.write.format("delta").save(path)
+        return
+    key = " AND ".join(f"t.{c} <=> s.{c}" for c in ("table", "source_file", "record", "check"))
+    DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), key).whenNotMatchedInsertAll().execute()
 
 
 def _known_hashes(spark: SparkSession, bronze: str) -> set[str]:

@@ -49,5 +49,6 @@ def test_ingest_is_append_only_idempotent_and_quarantines_bad_files(spark, tmp_p
     again = ingest_source(spark, root, landing, "spend", batch_id="b2")
     assert again.files_ingested == [] and sorted(again.files_skipped) == ["acme_batch1.csv", "bolt_batch1.csv"]
     assert spark.read.format("delta").load(bronze).count() == first.rows_written  # re-ingest is a no-op
+    assert spark.read.format("delta").load(table_path(root, "quality", "quarantine")).count() == 2
     operations = [r.operation for r in DeltaTable.forPath(spark, bronze).history().collect()]
     assert set(operations) == {"WRITE"} and len(operations) == 2  # append-only: one write per file
