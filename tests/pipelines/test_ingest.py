@@ -8,18 +8,10 @@ import pytest
 from delta.tables import DeltaTable
 
 from pipelines.ingest import ingest_source, table_path
-from pipelines.spark import get_spark
 from pipelines.synthetic_raw import RawDataConfig, generate_raw_landing
 
 pytestmark = pytest.mark.slow
 SMALL = RawDataConfig(markets={"acme": ["DE"], "bolt": ["US"]}, weeks=20, campaigns_per_raw_channel=1)
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = get_spark("tests-ingest", master="local[2]")
-    yield session
-    session.stop()
 
 
 def csv_rows_of(path: Path) -> int:

@@ -11,20 +11,12 @@ from delta.tables import DeltaTable
 
 from pipelines.ingest import ingest_source, table_path
 from pipelines.silver import build_weekly_spend
-from pipelines.spark import get_spark
 from pipelines.synthetic_raw import RawDataConfig, generate_raw_landing
 
 pytestmark = pytest.mark.slow
 SMALL = RawDataConfig(markets={"acme": ["DE"]}, weeks=12, campaigns_per_raw_channel=1)
 TAXONOMY = {raw: model for model, raws in SMALL.taxonomy.items() for raw in raws}
 BAD = ("negative_spend", "nan_spend", "duplicate_row", "unknown_channel", "unparseable_date", "future_date")
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = get_spark("tests-silver", master="local[2]")
-    yield session
-    session.stop()
 
 
 def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path: Path) -> None:

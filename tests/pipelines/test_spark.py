@@ -8,16 +8,7 @@ import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 
-from pipelines.spark import get_spark
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = get_spark("tests", master="local[2]")
-    yield session
-    session.stop()
 
 
 def test_delta_write_merge_and_history(spark, tmp_path: Path) -> None:
