@@ -71,6 +71,7 @@ class PosteriorEvaluator:
         self.params = model.draws(max_draws)
         self.design = model.design()
         self.n_draws = len(self.params[C.INTERCEPT])
+        self._fitted_terms: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def chunks(self) -> Iterator[dict[str, np.ndarray]]:
         for start in range(0, self.n_draws, DRAW_CHUNK):
@@ -106,9 +107,10 @@ class PosteriorEvaluator:
         spend = self.design.spend.copy()
         spend[weeks, channel] *= multiplier
         changed_lags = self.spend_lags(self.scaled_spend(spend))
+        if self._fitted_terms is None:  # the unchanged model, shared by every counterfactual
+            self._fitted_terms = [self.mu_and_terms(params) for params in self.chunks()]
         out = []
-        for params in self.chunks():
-            mu, terms = self.mu_and_terms(params)
+        for params, (mu, terms) in zip(self.chunks(), self._fitted_terms, strict=True):
             changed = self.channel_terms(params, changed_lags)
             delta = changed[..., channel] - terms[..., channel]
             out.append(self.outcome_change(mu, delta).sum(axis=-1))
