@@ -14,7 +14,6 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from mmm_models import constants as C
 from mmm_models.data import DataError, Design, ScalingFactors, build_design, validate_market_frame
 from mmm_models.equations import ChannelLayout
 from mmm_models.fitting import FitSettings, sample
@@ -63,9 +62,8 @@ class FittedModel:
         return self.spec.channel_names
 
     def summary(self, var_names: list[str] | None = None) -> pd.DataFrame:
-        """ArviZ summary of the parameters (default: those the priors are stated on, and coefficients)."""
-        names = var_names or [v for v in self.idata.posterior.data_vars if v != C.LOG_LIKELIHOOD]
-        return az.summary(self.idata, var_names=names, hdi_prob=0.9)
+        """ArviZ summary (90% HDI) of the named posterior variables, by default all of them."""
+        return az.summary(self.idata, var_names=var_names, hdi_prob=0.9)
 
 
 def fit(
