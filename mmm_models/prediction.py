@@ -45,11 +45,9 @@ def predict(
     history = model.data[model.data[spec.date_column] < start]
     design = build_design(spec, plan, model.scaling, history=history, bucket=None)
     evaluator = PosteriorEvaluator(model, max_draws)
-    expected = np.concatenate([evaluator.outcome(evaluator.mu_and_terms(p, design)[0]) for p in evaluator.chunks()])
-    draws = expected
-    if include_noise:
-        mu = np.concatenate([evaluator.mu_and_terms(p, design)[0] for p in evaluator.chunks()])
-        draws = evaluator.outcome(mu + _noise(model, evaluator.params, mu.shape, seed))
+    mu = np.concatenate([evaluator.mu_and_terms(p, design)[0] for p in evaluator.chunks()])
+    expected = evaluator.outcome(mu)
+    draws = evaluator.outcome(mu + _noise(model, evaluator.params, mu.shape, seed)) if include_noise else expected
     weekly = pd.DataFrame({"date": plan[spec.date_column].to_numpy(), "expected_mean": expected.mean(axis=0)})
     for q, values in zip(quantiles, np.quantile(draws, quantiles, axis=0), strict=True):
         weekly[f"q{q:g}"] = values
