@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pytest
 
@@ -67,4 +68,7 @@ def test_diagnostics_report_holdout(quick_example_fit) -> None:
     d = diagnose(quick_example_fit)
     assert d.holdout_weeks == 13 and d.mape_holdout is not None
     assert 0 < d.mape_train < 0.2 and d.r2_train > 0.8
-    assert d.divergences >= 0 and d.max_rhat > 0.99
+    idata = quick_example_fit.idata
+    assert d.divergences == int(idata.sample_stats["diverging"].sum())
+    assert d.max_rhat == pytest.approx(float(az.rhat(idata).to_array().max()), abs=0.005)  # summary rounds to 2 dp
+    assert d.min_ess_bulk == pytest.approx(float(az.ess(idata, method="bulk").to_array().min()), rel=0.01)
