@@ -1,8 +1,8 @@
 """The ``mmm`` command line.
 
 ``mmm fit`` fits one market from a spec and a weekly CSV, prints the report, and writes the saved
-model, tables and plots to an output folder. Later commands (train, promote, recommend, monitor)
-join it as the platform grows.
+model, tables and plots to an output folder. ``mmm generate-raw`` writes synthetic landing files and
+``mmm pipeline`` turns landing files into the weekly model-input Delta table.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from jobs import fit_market
+from jobs import fit_market, pipeline
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,16 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CSV of lift tests: channel, start, end, spend_delta, lift, lift_se",
     )
+    pipeline.add_arguments(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("jax", "pymc", "pytensor", "arviz", "numba"):
+    for noisy in ("jax", "pymc", "pytensor", "arviz", "numba", "great_expectations", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "fit":
         return fit_market.run(args)
+    if args.command == "generate-raw":
+        return pipeline.generate(args)
+    if args.command == "pipeline":
+        return pipeline.pipeline(args)
     return 2
 
 

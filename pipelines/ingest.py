@@ -2,21 +2,27 @@
 
 Every row keeps its raw values as strings, plus the source file, the file's content hash, the ingest
 time and the batch id. A file whose content hash is already in bronze is skipped, so re-ingesting is
-a no-op. A file that is not UTF-8 CSV, or that lacks a required column, goes to the quarantine table
-whole, with the reason; the other files flow on. Typing and row-level checks happen in silver.
+a no-op. Files are CSV or Parquet. A file that cannot be read as either, or that lacks a required
+column, goes to the quarantine table whole, with the reason; the other files flow on. Typing and
+record-level checks happen in silver.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from pipelines.tables import QUARANTINE_SCHEMA, is_delta, table_path, write_quarantine
 
 REQUIRED_COLUMNS = {
     "spend": ["date", "brand", "market", "channel", "campaign", "spend"],
@@ -24,11 +30,11 @@ REQUIRED_COLUMNS = {
     "controls": ["date", "brand", "market", "control", "value"],
     "lift_tests": ["brand", "market", "channel", "start", "end", "spend_delta", "lift", "lift_se"],
 }
+READERS: dict[str, Callable[[SparkSession, str], DataFrame]] = {
+    ".csv": lambda spark, path: spark.read.csv(path, header=True, inferSchema=False),
+    ".parquet": lambda spark, path: spark.read.parquet(path),
+}
 BRONZE_TABLES = {"spend": "raw_spend", "sales": "raw_sales", "controls": "raw_controls", "lift_tests": "lift_tests"}
-QUARANTINE_SCHEMA = (
-    "table string, source_file string, record string, check string, reason string, batch_id string, "
-    "quarantined_at timestamp"
-)
 
 
 @dataclass
@@ -44,23 +50,36 @@ class IngestReport:
     rows_quarantined: int = 0
 
 
-def table_path(root: str | Path, layer: str, name: str) -> str:
-    return str(Path(root) / layer / name)
+def scan_file(path: Path) -> tuple[str, str | None]:
+    """The file's content hash, and why it cannot be ingested (None if it is UTF-8 text or Parquet).
 
-
-def content_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    One chunked pass: a large file is never held in memory, and a binary file posing as CSV fails
+    here with the decoder's reason rather than later inside Spark.
+    """
+    digest, decoder, problem = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")(), None
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            if problem is None and path.suffix == ".csv":
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    problem = f"not a UTF-8 CSV file: {exc.reason} at byte {offset + exc.start}"
+            offset += len(chunk)
+    return digest.hexdigest(), problem
 
 
 def header_problem(path: Path, required: list[str]) -> str | None:
-    """Why the file cannot be read as CSV with the required columns, or None if it can."""
-    try:
+    """Why the file lacks a header with the required columns, or None if it has one."""
+    if path.suffix == ".parquet":
+        try:
+            header = pq.read_schema(path).names
+        except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for non-Parquet bytes
+            return f"not a Parquet file: {exc}"
+    else:
         with path.open(newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), None)
-            for _ in handle:  # decode the whole file: a binary file fails here, not later in Spark
-                pass
-    except UnicodeDecodeError as exc:
-        return f"not a UTF-8 CSV file: {exc.reason} at byte {exc.start}"
     if not header:
         return "empty file: no header row"
     missing = [c for c in required if c not in header]
@@ -72,7 +91,7 @@ def header_problem(path: Path, required: list[str]) -> str | None:
 def ingest_source(
     spark: SparkSession, root: str | Path, landing: str | Path, source: str, batch_id: str | None = None
 ) -> IngestReport:
-    """Append the new files of ``landing/<source>/`` to bronze; quarantine unreadable ones."""
+    """Append the new files of ``landing/<source>/`` to bronze; quarantine unreadable ones whole."""
     if source not in REQUIRED_COLUMNS:
         raise ValueError(f"unknown source {source!r}; choose one of {sorted(REQUIRED_COLUMNS)}")
     batch_id = batch_id or uuid.uuid4().hex[:12]
@@ -80,25 +99,29 @@ def ingest_source(
     bronze = table_path(root, "bronze", BRONZE_TABLES[source])
     known = _known_hashes(spark, bronze)
     quarantine_rows = []
-    for path in sorted((Path(landing) / source).glob("*.csv")):
-        digest = content_hash(path)
+    folder = Path(landing) / source
+    for path in sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []:
+        digest, problem = scan_file(path)
         if digest in known:
             report.files_skipped.append(path.name)
             continue
-        problem = header_problem(path, REQUIRED_COLUMNS[source])
+        if path.suffix not in READERS:
+            problem = f"unsupported file type {path.suffix or '<none>'!r}; landing files are .csv or .parquet"
+        problem = problem or header_problem(path, REQUIRED_COLUMNS[source])
         if problem is not None:
             report.files_quarantined[path.name] = problem
-            quarantine_rows.append((BRONZE_TABLES[source], path.name, None, "parse", problem, batch_id, _now()))
+            quarantine_rows.append((BRONZE_TABLES[source], path.name, None, 1, "parse", problem, batch_id, _now()))
             continue
-        frame = spark.read.csv(str(path), header=True, inferSchema=False)  # raw strings, typed in silver
-        frame = (
-            frame.withColumn("_source_file", F.lit(path.name))
-            .withColumn("_content_hash", F.lit(digest))
-            .withColumn("_ingest_time", F.lit(_now()))
-            .withColumn("_batch_id", F.lit(batch_id))
+        frame = READERS[path.suffix](spark, str(path))
+        frame = frame.select(
+            *[F.col(c).cast("string") for c in frame.columns],  # raw strings; silver types them
+            F.lit(path.name).alias("_source_file"),
+            F.lit(digest).alias("_content_hash"),
+            F.lit(_now()).alias("_ingest_time"),
+            F.lit(batch_id).alias("_batch_id"),
         )
-        rows = frame.count()
         frame.write.format("delta").mode("append").option("mergeSchema", "true").save(bronze)
+        rows = last_write_rows(spark, bronze)
         report.files_ingested.append(path.name)
         report.rows_in += rows
         report.rows_written += rows
@@ -109,23 +132,16 @@ def ingest_source(
     return report
 
 
-def write_quarantine(spark: SparkSession, root: str | Path, rows: DataFrame) -> None:
-    """Add rows to the quarantine table, once: a rerun that rejects the same row again adds nothing."""
+def last_write_rows(spark: SparkSession, path: str) -> int:
+    """Rows written by the table's latest commit, from Delta's own operation metrics (no second scan)."""
     from delta.tables import DeltaTable
 
-    path = table_path(root, "quality", "quarantine")
-    rows = rows.dropDuplicates(["table", "source_file", "record", "check"])
-    if not DeltaTable.isDeltaTable(spark, path):
-        rows.write.format("delta").save(path)
-        return
-    key = " AND ".join(f"t.{c} <=> s.{c}" for c in ("table", "source_file", "record", "check"))
-    DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), key).whenNotMatchedInsertAll().execute()
+    metrics = DeltaTable.forPath(spark, path).history(1).collect()[0]["operationMetrics"]
+    return int(metrics["numOutputRows"])
 
 
 def _known_hashes(spark: SparkSession, bronze: str) -> set[str]:
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, bronze):
+    if not is_delta(spark, bronze):
         return set()
     return {r[0] for r in spark.read.format("delta").load(bronze).select("_content_hash").distinct().collect()}
 

@@ -1,9 +1,17 @@
-"""Silver: typed, checked, weekly. Bad raw rows go to quarantine with the check and the reason.
+"""Silver: typed, checked, weekly. Bad raw records go to quarantine with the check and the reason.
 
-Spend rows are typed from bronze's raw strings, checked row by row, mapped from raw channel names to
-model channels (the brand's taxonomy), and summed per brand, market, Monday week and model channel.
-The result is MERGEd into ``weekly_spend`` on its keys, so re-running changes no row counts and late
-data for a past week updates that week.
+Each bronze table (raw strings) becomes one long weekly table keyed by brand, market, Monday week
+and item (model channel, sales measure or control):
+
+1. records are typed (dates, numbers) and their item is mapped through the brand config (raw
+   channel names -> model channels; configured measures and controls);
+2. each record is checked by the row rules, in order; a record fails on its first failed rule;
+3. among the records that pass, a record restated by a later file is ``superseded`` and a repeat
+   within one file is a ``unique_key`` duplicate: both go to quarantine too, so that
+   rows in = rows passed + rows quarantined holds for every table;
+4. passing records are aggregated per week (spend and sales summed, controls averaged) and MERGEd
+   into the silver table: only weeks whose value changed are updated, so a rerun changes nothing
+   and late data for an old week updates that week.
 """
 
 from __future__ import annotations
@@ -12,18 +20,43 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import great_expectations.expectations as gxe
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipelines.ingest import table_path, write_quarantine
+from pipelines.config import BrandConfig
+from pipelines.quality import Check
+from pipelines.tables import sync_merge, table_path, write_quarantine
 
-SPEND_KEY = ["date", "brand", "market", "channel", "campaign"]
-WEEKLY_SPEND_KEY = ["brand", "market", "week_start", "channel"]
+
+@dataclass(frozen=True)
+class SilverSource:
+    """How one bronze table becomes one weekly silver table."""
+
+    bronze: str
+    silver: str
+    item: str  # the silver column naming what is measured
+    value: str  # the silver column holding the weekly value
+    record_key: tuple[str, ...]  # identifies one raw record; restatements share it
+    aggregate: str  # "sum" or "mean" over the week's records
+    non_negative: bool
+
+
+SPEND = SilverSource(
+    "raw_spend", "weekly_spend", "channel", "spend", ("date", "brand", "market", "channel", "campaign"), "sum", True
+)
+SALES = SilverSource(
+    "raw_sales", "weekly_sales", "measure", "value", ("date", "brand", "market", "measure"), "sum", True
+)
+CONTROLS = SilverSource(
+    "raw_controls", "weekly_controls", "control", "value", ("date", "brand", "market", "control"), "mean", False
+)
+SOURCES = (SPEND, SALES, CONTROLS)
 
 
 @dataclass
 class StageReport:
-    """Rows in, rows that passed, rows quarantined (in = passed + quarantined), weekly rows written."""
+    """Records in, passed and quarantined (in = passed + quarantined), and the table's rows after the write."""
 
     table: str
     rows_in: int
@@ -32,98 +65,201 @@ class StageReport:
     rows_out: int
 
 
-def spend_row_checks(taxonomy: dict[str, str], today: dt.date) -> list[tuple[str, Column, Column]]:
-    """(check, failing condition, reason) in the order they are applied; a row fails on the first."""
-    known = list(taxonomy)
-    return [
-        (
+def long_records(
+    spark: SparkSession, root: str | Path, source: SilverSource, brands: dict[str, BrandConfig]
+) -> DataFrame:
+    """Bronze as one record per row: record key, ``raw_value``, mapped ``item`` (null if unknown), provenance."""
+    raw = spark.read.format("delta").load(table_path(root, "bronze", source.bronze))
+    provenance = ["_source_file", "_ingest_time"]
+    if source is SALES:
+        measures = sorted({m for b in brands.values() for m in b.measures} & set(raw.columns))
+        if not measures:
+            raise ValueError(f"raw sales have none of the configured measures; columns are {raw.columns}")
+        raw = raw.unpivot(["date", "brand", "market", *provenance], measures, "measure", "raw_value")
+    else:
+        raw = raw.withColumnRenamed("spend" if source is SPEND else "value", "raw_value")
+    mapping = spark.createDataFrame(
+        [(name, raw_item, item) for name, brand in brands.items() for raw_item, item in _items(source, brand).items()],
+        "brand string, _raw_item string, item string",
+    )
+    raw_item = source.item
+    return (
+        raw.select(*source.record_key, "raw_value", *provenance)
+        .join(
+            F.broadcast(mapping), (raw["brand"] == mapping["brand"]) & (raw[raw_item] == mapping["_raw_item"]), "left"
+        )
+        .drop(mapping["brand"], "_raw_item")
+    )
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """One record-level rule, declared once: the Spark condition that quarantines a record, the reason it
+    gives, and the Great Expectations expectation that counts the same records for ``dq_results``."""
+
+    check: str
+    failing: Column
+    reason: Column
+    expectation: gxe.Expectation
+
+
+def row_rules(source: SilverSource, today: dt.date) -> list[RowRule]:
+    """The record rules for one source, in the order they are applied (a record fails on its first)."""
+    item, value = source.item, source.value
+    rules = [
+        RowRule(
             "parse_date",
             F.col("day").isNull(),
-            F.concat(F.lit("date is not a date: "), F.coalesce(F.col("date"), F.lit("<empty>"))),
+            F.concat(F.lit("date is not a yyyy-MM-dd date: "), F.coalesce(F.col("date"), F.lit("<empty>"))),
+            gxe.ExpectColumnValuesToNotBeNull(column="day"),
         ),
-        ("no_future_dates", F.col("day") > F.lit(today), F.concat(F.lit("date is in the future: "), F.col("date"))),
-        (
-            "spend_not_null",
-            F.col("amount").isNull() | F.isnan("amount"),
-            F.concat(F.lit("spend is missing or not a number: "), F.coalesce(F.col("spend"), F.lit("<empty>"))),
+        RowRule(
+            "no_future_dates",
+            F.col("day") > F.lit(today),
+            F.concat(F.lit(f"date is after {today}: "), F.col("date")),
+            gxe.ExpectColumnValuesToBeBetween(column="day", max_value=today.isoformat()),
         ),
-        ("spend_non_negative", F.col("amount") < 0, F.concat(F.lit("spend is negative: "), F.col("spend"))),
-        (
-            "known_channel",
-            ~F.col("channel").isin(known),
-            F.concat(F.lit("channel is not in the taxonomy: "), F.coalesce(F.col("channel"), F.lit("<empty>"))),
+        RowRule(
+            f"{value}_not_null",
+            F.col("amount").isNull(),
+            F.concat(F.lit(f"{value} is missing or not a number: "), F.coalesce(F.col("raw_value"), F.lit("<empty>"))),
+            gxe.ExpectColumnValuesToNotBeNull(column="amount"),
         ),
-        ("unique_key", F.col("_copy") > 1, F.lit("duplicate row: same date, brand, market, channel and campaign")),
     ]
+    if source.non_negative:
+        rules.append(
+            RowRule(
+                f"{value}_non_negative",
+                F.col("amount") < 0,
+                F.concat(F.lit(f"{value} is negative: "), F.col("raw_value")),
+                gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0),
+            )
+        )
+    rules.append(
+        RowRule(
+            f"known_{item}",
+            F.col("item").isNull(),
+            F.concat(
+                F.lit(f"{item} "),
+                F.coalesce(F.col(item), F.lit("<empty>")),
+                F.lit(" is not configured for brand "),
+                F.coalesce(F.col("brand"), F.lit("<empty>")),
+            ),
+            gxe.ExpectColumnValuesToNotBeNull(column="item"),
+        )
+    )
+    return rules
 
 
-def build_weekly_spend(
+def record_checks(source: SilverSource, today: dt.date) -> list[Check]:
+    """The record rules as a GX suite, run on the typed records before quarantine."""
+    return [Check(rule.check, rule.expectation) for rule in row_rules(source, today)]
+
+
+def weekly_checks(source: SilverSource, brands: dict[str, BrandConfig], today: dt.date) -> list[Check]:
+    """The GX suite on a silver table (with a derived ``weekday`` column): keys, Mondays, ranges, items."""
+    items = sorted({i for b in brands.values() for i in _items(source, b).values()})
+    checks = [
+        Check("keys_not_null", gxe.ExpectColumnValuesToNotBeNull(column="week_start"), critical=True),
+        Check(
+            "unique_key",
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["brand", "market", "week_start", source.item]),
+            critical=True,
+        ),
+        Check("weeks_start_monday", gxe.ExpectColumnValuesToBeInSet(column="weekday", value_set=[2]), critical=True),
+        Check("no_future_weeks", gxe.ExpectColumnValuesToBeBetween(column="week_start", max_value=today.isoformat())),
+        Check(f"known_{source.item}", gxe.ExpectColumnValuesToBeInSet(column=source.item, value_set=items)),
+        Check(f"{source.value}_not_null", gxe.ExpectColumnValuesToNotBeNull(column=source.value)),
+    ]
+    if source.non_negative:
+        checks.append(
+            Check(f"{source.value}_non_negative", gxe.ExpectColumnValuesToBeBetween(column=source.value, min_value=0))
+        )
+    return checks
+
+
+def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> DataFrame:
+    """Records with ``day``, ``amount`` and the first failed rule (``_check``, ``_reason``; null when all pass)."""
+    amount = F.col("raw_value").try_cast("double")
+    typed = records.withColumn("day", F.try_to_date("date", "yyyy-MM-dd")).withColumn(
+        "amount", F.when(F.isnan(amount), None).otherwise(amount)
+    )
+    failed, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
+    for rule in reversed(row_rules(source, today)):
+        failed = F.when(rule.failing, F.lit(rule.check)).otherwise(failed)
+        reason = F.when(rule.failing, rule.reason).otherwise(reason)
+    typed = typed.withColumn("_check", failed).withColumn("_reason", reason)
+    # Key rules, among the records that passed the row rules: the latest file wins, one record per file.
+    key = [*source.record_key, F.col("_check").isNull()]
+    latest = F.max(F.struct("_ingest_time", "_source_file")).over(Window.partitionBy(*key))["_source_file"]
+    copy = F.row_number().over(Window.partitionBy(*key, "_source_file").orderBy("raw_value"))
+    passed = F.col("_check").isNull()
+    superseded = passed & (F.col("_source_file") != latest)
+    duplicate = passed & ~superseded & (copy > 1)
+    flagged = typed.withColumn("_latest", latest).withColumn(
+        "_key_check", F.when(superseded, "superseded").when(duplicate, "unique_key")
+    )
+    return flagged.withColumn(
+        "_reason",
+        F.when(superseded, F.concat(F.lit("restated by a later file: "), F.col("_latest")))
+        .when(duplicate, F.lit(f"duplicate record: same {', '.join(source.record_key)} in one file"))
+        .otherwise(F.col("_reason")),
+    ).select(*typed.columns[:-2], F.coalesce("_key_check", "_check").alias("_check"), "_reason")
+
+
+def build_weekly(
     spark: SparkSession,
     root: str | Path,
-    taxonomy: dict[str, str],
-    today: dt.date | None = None,
+    source: SilverSource,
+    brands: dict[str, BrandConfig],
+    today: dt.date,
     batch_id: str = "silver",
-) -> StageReport:
-    """bronze.raw_spend -> silver.weekly_spend (MERGE) + quarantine. ``taxonomy``: raw name -> model channel."""
-    today = today or dt.date.today()
-    raw = spark.read.format("delta").load(table_path(root, "bronze", "raw_spend"))
-    typed = (
-        raw.withColumn("day", F.try_to_date("date", "yyyy-MM-dd"))
-        .withColumn("amount", F.col("spend").try_cast("double"))
-        .withColumn(
-            "_copy", F.row_number().over(Window.partitionBy(*SPEND_KEY).orderBy("_ingest_time", "_source_file"))
-        )
-    )
-    failed = F.lit(None).cast("string")
-    reason = F.lit(None).cast("string")
-    for check, condition, why in reversed(spend_row_checks(taxonomy, today)):
-        failed = F.when(condition, F.lit(check)).otherwise(failed)
-        reason = F.when(condition, why).otherwise(reason)
-    checked = typed.withColumn("_check", failed).withColumn("_reason", reason).cache()
-    rows_in = checked.count()
-    bad = checked.filter(F.col("_check").isNotNull())
-    rows_quarantined = bad.count()
+) -> tuple[StageReport, DataFrame]:
+    """bronze -> silver for one source. Returns the report and the typed records (for the quality suite)."""
+    checked = typed_records(long_records(spark, root, source, brands), source, today).cache()
+    counts = {
+        r["passed"]: r["count"] for r in checked.groupBy(F.col("_check").isNull().alias("passed")).count().collect()
+    }
+    rows_passed, rows_quarantined = counts.get(True, 0), counts.get(False, 0)
     if rows_quarantined:
-        write_quarantine(spark, root, _as_quarantine(bad, raw.columns, batch_id))
-    mapping = spark.createDataFrame(list(taxonomy.items()), "channel string, model_channel string")
+        write_quarantine(spark, root, _as_quarantine(checked.filter(F.col("_check").isNotNull()), source, batch_id))
+    value = F.sum("amount") if source.aggregate == "sum" else F.avg("amount")
     weekly = (
         checked.filter(F.col("_check").isNull())
-        .join(F.broadcast(mapping), "channel")
-        .groupBy("brand", "market", F.date_trunc("week", "day").cast("date").alias("week_start"), "model_channel")
-        .agg(F.sum("amount").alias("spend"))
-        .withColumnRenamed("model_channel", "channel")
-    )
-    rows_out = merge(spark, weekly, table_path(root, "silver", "weekly_spend"), WEEKLY_SPEND_KEY)
-    checked.unpersist()
-    return StageReport("weekly_spend", rows_in, rows_in - rows_quarantined, rows_quarantined, rows_out)
-
-
-def merge(spark: SparkSession, frame: DataFrame, path: str, keys: list[str]) -> int:
-    """Upsert ``frame`` into the Delta table at ``path`` on ``keys``; returns the table's row count."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, path):
-        frame.write.format("delta").save(path)
-    else:
-        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(frame.alias("s"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
+        .groupBy(
+            "brand",
+            "market",
+            F.date_trunc("week", "day").cast("date").alias("week_start"),
+            F.col("item").alias(source.item),
         )
-    return spark.read.format("delta").load(path).count()
+        .agg(value.alias(source.value), F.countDistinct("day").cast("int").alias("days"))
+    )
+    keys = ["brand", "market", "week_start", source.item]
+    rows_out = sync_merge(spark, weekly, table_path(root, "silver", source.silver), keys, [source.value, "days"])
+    report = StageReport(source.silver, rows_passed + rows_quarantined, rows_passed, rows_quarantined, rows_out)
+    return report, checked
 
 
-def _as_quarantine(bad: DataFrame, raw_columns: list[str], batch_id: str) -> DataFrame:
+def _items(source: SilverSource, brand: BrandConfig) -> dict[str, str]:
+    """Raw item name -> silver item name for one brand."""
+    if source is SPEND:
+        return brand.raw_to_model()
+    return {name: name for name in (brand.measures if source is SALES else brand.controls)}
+
+
+def _as_quarantine(bad: DataFrame, source: SilverSource, batch_id: str) -> DataFrame:
+    record_columns = [*source.record_key, "raw_value"]
     return bad.select(
-        F.lit("raw_spend").alias("table"),
+        F.lit(source.bronze).alias("table"),
         F.col("_source_file").alias("source_file"),
-        F.to_json(F.struct(*[c for c in raw_columns if not c.startswith("_")])).alias("record"),
+        F.to_json(F.struct(*[F.col(c).alias(source.value if c == "raw_value" else c) for c in record_columns])).alias(
+            "record"
+        ),
+        F.row_number()
+        .over(Window.partitionBy("_source_file", *record_columns, "_check").orderBy("_ingest_time"))
+        .alias("occurrence"),
         F.col("_check").alias("check"),
         F.col("_reason").alias("reason"),
         F.lit(batch_id).alias("batch_id"),
-        F.current_timestamp().cast("timestamp").alias("quarantined_at"),
+        F.current_timestamp().alias("quarantined_at"),
     )

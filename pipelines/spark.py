@@ -32,6 +32,8 @@ def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
         **DELTA_SETTINGS,
         "spark.sql.shuffle.partitions": str(2 * cores),
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.snapshotPartitions": str(2 * cores),  # default 50: slow for small tables
         "spark.sql.session.timeZone": "UTC",
     }.items():
         builder = builder.config(key, value)

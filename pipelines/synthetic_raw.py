@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mmm_models.simulator import SimulationConfig, simulate_market
+from pipelines.config import BrandConfig, QualityLimits
 
 BAD_INPUTS = (
     "negative_spend",
@@ -140,3 +141,16 @@ def _inject(
         sales = sales[keep]
         spend = spend[(spend["market"] != markets[-1]) | spend["date"].isin(last_dates)]
     return spend, sales
+
+
+def brand_configs(config: RawDataConfig, quality: QualityLimits | None = None) -> dict[str, BrandConfig]:
+    """The brand configs that describe the generated files (revenue target, price_index control)."""
+    return {
+        brand: BrandConfig(
+            brand=brand,
+            taxonomy={channel: list(raws) for channel, raws in config.taxonomy.items()},
+            controls=["price_index"],
+            quality=quality or QualityLimits(),
+        )
+        for brand in config.markets
+    }

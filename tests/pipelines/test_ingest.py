@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 
-from pipelines.ingest import ingest_source, table_path
+from pipelines.ingest import ingest_source
 from pipelines.synthetic_raw import RawDataConfig, generate_raw_landing
+from pipelines.tables import table_path
 
 pytestmark = pytest.mark.slow
 SMALL = RawDataConfig(markets={"acme": ["DE"], "bolt": ["US"]}, weeks=20, campaigns_per_raw_channel=1)
@@ -44,3 +46,19 @@ def test_ingest_is_append_only_idempotent_and_quarantines_bad_files(spark, tmp_p
     assert spark.read.format("delta").load(table_path(root, "quality", "quarantine")).count() == 2
     operations = [r.operation for r in DeltaTable.forPath(spark, bronze).history().collect()]
     assert set(operations) == {"WRITE"} and len(operations) == 2  # append-only: one write per file
+
+
+def test_parquet_files_are_ingested_as_raw_strings_and_a_fake_parquet_is_quarantined(spark, tmp_path: Path) -> None:
+    landing, root = tmp_path / "landing", tmp_path / "lake"
+    (landing / "sales").mkdir(parents=True)
+    sales = pd.DataFrame({"date": ["2024-01-01", "2024-01-02"], "brand": "acme", "market": "DE", "revenue": [1.5, 2.0]})
+    sales.to_parquet(landing / "sales" / "acme.parquet")
+    (landing / "sales" / "broken.parquet").write_text("date,brand\n")
+    (landing / "sales" / "notes.txt").write_text("hello")
+    report = ingest_source(spark, root, landing, "sales")
+    assert report.files_ingested == ["acme.parquet"] and report.rows_written == 2
+    assert report.files_quarantined["broken.parquet"].startswith("not a Parquet file")
+    assert report.files_quarantined["notes.txt"].startswith("unsupported file type '.txt'")
+    bronze = spark.read.format("delta").load(table_path(root, "bronze", "raw_sales"))
+    assert dict(bronze.dtypes)["revenue"] == "string"  # bronze keeps raw strings; silver types them
+    assert sorted(r.revenue for r in bronze.collect()) == ["1.5", "2.0"]

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from delta.tables import DeltaTable
 
-from pipelines.ingest import ingest_source, table_path
-from pipelines.silver import build_weekly_spend
-from pipelines.synthetic_raw import RawDataConfig, generate_raw_landing
+from pipelines.ingest import ingest_source
+from pipelines.silver import SPEND, build_weekly
+from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.tables import table_path
 
 pytestmark = pytest.mark.slow
 SMALL = RawDataConfig(markets={"acme": ["DE"]}, weeks=12, campaigns_per_raw_channel=1)
-TAXONOMY = {raw: model for model, raws in SMALL.taxonomy.items() for raw in raws}
+BRANDS = brand_configs(SMALL)
 BAD = ("negative_spend", "nan_spend", "duplicate_row", "unknown_channel", "unparseable_date", "future_date")
 
 
@@ -23,7 +24,7 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     landing, root = tmp_path / "landing", tmp_path / "lake"
     truth = generate_raw_landing(landing, SMALL, inject=BAD).weekly[("acme", "DE")]
     ingest_source(spark, root, landing, "spend")
-    report = build_weekly_spend(spark, root, TAXONOMY, today=dt.date(2024, 1, 1))
+    report, _ = build_weekly(spark, root, SPEND, BRANDS, today=dt.date(2024, 1, 1))
     assert report.rows_in == report.rows_passed + report.rows_quarantined  # nothing lost
     quarantine = spark.read.format("delta").load(table_path(root, "quality", "quarantine")).collect()
     checks = sorted(r.check for r in quarantine)
@@ -31,8 +32,8 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
         ["spend_non_negative", "spend_not_null", "unique_key", "known_channel", "parse_date", "no_future_dates"]
     )
     reasons = {r.check: r.reason for r in quarantine}
-    assert reasons["known_channel"] == "channel is not in the taxonomy: carrier_pigeon"
-    assert reasons["no_future_dates"] == "date is in the future: 2999-01-01"
+    assert reasons["known_channel"] == "channel carrier_pigeon is not configured for brand acme"
+    assert reasons["no_future_dates"] == "date is after 2024-01-01: 2999-01-01"
 
     weekly = spark.read.format("delta").load(table_path(root, "silver", "weekly_spend")).toPandas()
     assert len(weekly) == SMALL.weeks * len(SMALL.taxonomy) == report.rows_out
@@ -40,7 +41,7 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     # weeks without an injected bad row reproduce the simulated weekly spend exactly
     np.testing.assert_allclose(pivot["search"].to_numpy()[1:], truth["search"].to_numpy()[1:], rtol=1e-9)
 
-    again = build_weekly_spend(spark, root, TAXONOMY, today=dt.date(2024, 1, 1))
+    again, _ = build_weekly(spark, root, SPEND, BRANDS, today=dt.date(2024, 1, 1))
     assert again.rows_out == report.rows_out  # MERGE: a rerun adds no rows
     assert spark.read.format("delta").load(table_path(root, "quality", "quarantine")).count() == len(quarantine)
     history = DeltaTable.forPath(spark, table_path(root, "silver", "weekly_spend")).history().collect()

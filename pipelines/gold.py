@@ -1,0 +1,307 @@
+"""Gold: ``model_input``, one row per brand x market x week, and each market's modelling status.
+
+For each market the calendar runs from its first week with spend or sales to its last week with
+sales, every Monday in between. Spend per model channel is 0 in a week without spend rows; a week
+without sales is a gap: its target stays null and ``target_missing`` is set, never a zero. Controls
+are the week's mean, and a week missing a configured control is a gap too.
+
+Great Expectations then checks the candidate table (unique weeks, continuity, non-negative values)
+and each brand's market profile (minimum history, maximum gap weeks). A critical failure excludes
+the markets whose rows failed: their rows go to quarantine with the check and the reason, and
+``market_status`` says why, so the training step can read it. The other markets flow on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import great_expectations.expectations as gxe
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from pipelines.config import BrandConfig
+from pipelines.quality import Check, Outcome, validate
+from pipelines.silver import StageReport
+from pipelines.tables import sync_merge, table_path, write_quarantine
+
+MODEL_INPUT_KEY = ["brand", "market", "week_start"]
+STATUS_SCHEMA = (
+    "brand string, market string, status string, checks string, reason string, weeks int, sales_weeks int, "
+    "gap_weeks int, gaps string, first_week date, last_week date, run_key string, updated_at timestamp"
+)
+
+
+@dataclass
+class MarketStatus:
+    """Whether a market goes on to modelling, and why not."""
+
+    brand: str
+    market: str
+    status: str  # "included" or "excluded"
+    checks: list[str]
+    reason: str
+    weeks: int
+    sales_weeks: int
+    gap_weeks: int
+    gaps: list[str]
+    first_week: dt.date
+    last_week: dt.date
+
+
+@dataclass
+class GoldResult:
+    report: StageReport
+    statuses: list[MarketStatus]
+    outcomes: list[Outcome]
+
+
+def spend_column(channel: str) -> str:
+    return f"spend_{channel}"
+
+
+def control_column(control: str) -> str:
+    return f"control_{control}"
+
+
+def candidate_model_input(spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig]) -> DataFrame:
+    """Every market's weekly rows from silver, before the market checks."""
+
+    def silver(name: str) -> DataFrame:
+        return spark.read.format("delta").load(table_path(root, "silver", name))
+
+    targets = spark.createDataFrame([(b.brand, b.target) for b in brands.values()], "brand string, measure string")
+    sales = (
+        silver("weekly_sales")
+        .join(F.broadcast(targets), ["brand", "measure"])
+        .select(*MODEL_INPUT_KEY, F.col("value").alias("target"), F.col("days").alias("sales_days"))
+    )
+    channels = sorted({c for b in brands.values() for c in b.channels})
+    spend = silver("weekly_spend").groupBy(*MODEL_INPUT_KEY).pivot("channel", channels).agg(F.first("spend"))
+    controls_all = sorted({c for b in brands.values() for c in b.controls})
+    weeks = sales.select(*MODEL_INPUT_KEY, F.lit(True).alias("has_sales")).unionByName(
+        spend.select(*MODEL_INPUT_KEY, F.lit(False).alias("has_sales"))
+    )
+    bounds = weeks.groupBy("brand", "market").agg(
+        F.min("week_start").alias("first_week"),
+        F.coalesce(F.max(F.when(F.col("has_sales"), F.col("week_start"))), F.max("week_start")).alias("last_week"),
+    )
+    calendar = bounds.select(
+        "brand",
+        "market",
+        F.explode(F.sequence("first_week", "last_week", F.expr("INTERVAL 7 DAYS"))).alias("week_start"),
+    )
+    frame = calendar.join(sales, MODEL_INPUT_KEY, "left").join(spend, MODEL_INPUT_KEY, "left")
+    if controls_all:
+        controls = (
+            silver("weekly_controls").groupBy(*MODEL_INPUT_KEY).pivot("control", controls_all).agg(F.first("value"))
+        )
+        frame = frame.join(controls, MODEL_INPUT_KEY, "left")
+    columns = [*MODEL_INPUT_KEY, "target", F.col("target").isNull().alias("target_missing"), "sales_days"]
+    for channel in channels:
+        owners = [b.brand for b in brands.values() if channel in b.channels]
+        # 0 in a week without spend rows; null for a brand that does not have the channel at all
+        columns.append(
+            F.when(F.col("brand").isin(owners), F.coalesce(F.col(channel), F.lit(0.0))).alias(spend_column(channel))
+        )
+    missing_control = F.lit(False)
+    for control in controls_all:
+        owners = [b.brand for b in brands.values() if control in b.controls]
+        columns.append(F.col(control).alias(control_column(control)))
+        missing_control = missing_control | (F.col("brand").isin(owners) & F.col(control).isNull())
+    columns.append(missing_control.alias("controls_missing"))
+    return frame.select(*columns)
+
+
+def gold_checks(brands: dict[str, BrandConfig]) -> list[Check]:
+    """GX suite on the candidate table, with a derived ``days_since_previous`` column."""
+    checks = [
+        Check("unique_week", gxe.ExpectCompoundColumnsToBeUnique(column_list=MODEL_INPUT_KEY), critical=True),
+        Check(
+            "week_continuity",
+            gxe.ExpectColumnValuesToBeInSet(column="days_since_previous", value_set=[7]),
+            critical=True,
+        ),
+        Check("target_non_negative", gxe.ExpectColumnValuesToBeBetween(column="target", min_value=0), critical=True),
+    ]
+    for channel in sorted({c for b in brands.values() for c in b.channels}):
+        column = spend_column(channel)
+        checks.append(
+            Check(
+                f"{column}_non_negative", gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0), critical=True
+            )
+        )
+    return checks
+
+
+def market_checks(brand: BrandConfig) -> list[Check]:
+    """GX suite on one brand's market profile: enough history, few enough gaps."""
+    limits = brand.quality
+    return [
+        Check(
+            "min_history",
+            gxe.ExpectColumnValuesToBeBetween(column="sales_weeks", min_value=limits.min_history_weeks),
+            critical=True,
+        ),
+        Check(
+            "max_gap_weeks",
+            gxe.ExpectColumnValuesToBeBetween(column="gap_weeks", max_value=limits.max_gap_weeks),
+            critical=True,
+        ),
+    ]
+
+
+def market_profile(candidate: DataFrame) -> DataFrame:
+    """One row per market: weeks, weeks with sales, gap weeks (and which), first and last week."""
+    gap = F.col("target_missing") | F.col("controls_missing")
+    return candidate.groupBy("brand", "market").agg(
+        F.count("*").cast("int").alias("weeks"),
+        F.sum((~F.col("target_missing")).cast("int")).cast("int").alias("sales_weeks"),
+        F.sum(gap.cast("int")).cast("int").alias("gap_weeks"),
+        F.sort_array(F.collect_list(F.when(gap, F.col("week_start").cast("string")))).alias("gaps"),
+        F.min("week_start").alias("first_week"),
+        F.max("week_start").alias("last_week"),
+    )
+
+
+def build_model_input(
+    spark: SparkSession,
+    root: str | Path,
+    brands: dict[str, BrandConfig],
+    run_key: str,
+    batch_id: str = "gold",
+) -> GoldResult:
+    """silver -> gold ``model_input`` (MERGE) + ``market_status``; excluded markets' rows go to quarantine."""
+    candidate = candidate_model_input(spark, root, brands).cache()
+    previous = F.lag("week_start").over(Window.partitionBy("brand", "market").orderBy("week_start"))
+    outcomes = validate(
+        candidate.withColumn("days_since_previous", F.datediff("week_start", previous)),
+        "gold.model_input",
+        gold_checks(brands),
+        index_columns=["brand", "market"],
+    )
+    profiles = {(r["brand"], r["market"]): r for r in market_profile(candidate).collect()}  # one row per market
+    profile_frame = spark.createDataFrame(
+        [(b, m, r["sales_weeks"], r["gap_weeks"]) for (b, m), r in profiles.items()],
+        "brand string, market string, sales_weeks int, gap_weeks int",
+    )
+    for name, brand in brands.items():
+        outcomes += validate(
+            profile_frame.filter(F.col("brand") == name),
+            f"gold.market_profile.{name}",
+            market_checks(brand),
+            index_columns=["brand", "market"],
+        )
+    statuses = _statuses(profiles, outcomes, brands)
+    excluded = [(s.brand, s.market, ",".join(s.checks), s.reason) for s in statuses if s.status == "excluded"]
+    excluded_frame = spark.createDataFrame(excluded, "brand string, market string, check string, reason string")
+    included = candidate.join(F.broadcast(excluded_frame), ["brand", "market"], "left_anti")
+    values = [c for c in candidate.columns if c not in MODEL_INPUT_KEY]
+    rows_out = sync_merge(spark, included, table_path(root, "gold", "model_input"), MODEL_INPUT_KEY, values)
+    rows_in = candidate.count()
+    held_back = candidate.join(F.broadcast(excluded_frame), ["brand", "market"])
+    rows_quarantined = held_back.count()
+    if rows_quarantined:
+        write_quarantine(
+            spark,
+            root,
+            held_back.select(
+                F.lit("model_input").alias("table"),
+                F.lit(None).cast("string").alias("source_file"),
+                F.to_json(F.struct(*MODEL_INPUT_KEY, *values)).alias("record"),
+                F.lit(1).alias("occurrence"),
+                "check",
+                "reason",
+                F.lit(batch_id).alias("batch_id"),
+                F.current_timestamp().alias("quarantined_at"),
+            ),
+        )
+    _write_statuses(spark, root, statuses, run_key)
+    candidate.unpersist()
+    report = StageReport("model_input", rows_in, rows_in - rows_quarantined, rows_quarantined, rows_out)
+    return GoldResult(report, statuses, outcomes)
+
+
+def _statuses(profiles: dict, outcomes: list[Outcome], brands: dict[str, BrandConfig]) -> list[MarketStatus]:
+    failed: dict[tuple[str, str], list[Outcome]] = {}
+    for outcome in outcomes:
+        if outcome.critical and not outcome.success:
+            for row in outcome.failing:
+                failed.setdefault((row["brand"], row["market"]), []).append(outcome)
+    statuses = []
+    for (brand, market), p in sorted(profiles.items()):
+        failures = failed.get((brand, market), [])
+        checks = sorted({o.check for o in failures})
+        statuses.append(
+            MarketStatus(
+                brand=brand,
+                market=market,
+                status="excluded" if checks else "included",
+                checks=checks,
+                reason="; ".join(_reason(check, p, brands.get(brand), failures) for check in checks),
+                weeks=p["weeks"],
+                sales_weeks=p["sales_weeks"],
+                gap_weeks=p["gap_weeks"],
+                gaps=list(p["gaps"]),
+                first_week=p["first_week"],
+                last_week=p["last_week"],
+            )
+        )
+    return statuses
+
+
+def _reason(check: str, profile, brand: BrandConfig | None, failures: list[Outcome]) -> str:
+    if check == "min_history" and brand is not None:
+        return (
+            f"{profile['sales_weeks']} weeks with sales ({profile['first_week']} to {profile['last_week']}), "
+            f"fewer than the minimum of {brand.quality.min_history_weeks}"
+        )
+    if check == "max_gap_weeks" and brand is not None:
+        shown = ", ".join(profile["gaps"][:8]) + (" ..." if len(profile["gaps"]) > 8 else "")
+        return (
+            f"{profile['gap_weeks']} weeks without sales or a control, more than the limit of "
+            f"{brand.quality.max_gap_weeks}: {shown}"
+        )
+    return next(o.describe() for o in failures if o.check == check)
+
+
+def _write_statuses(spark: SparkSession, root: str | Path, statuses: list[MarketStatus], run_key: str) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        (
+            s.brand,
+            s.market,
+            s.status,
+            ",".join(s.checks),
+            s.reason,
+            s.weeks,
+            s.sales_weeks,
+            s.gap_weeks,
+            ",".join(s.gaps),
+            s.first_week,
+            s.last_week,
+            run_key,
+            now,
+        )
+        for s in statuses
+    ]
+    values = [
+        "status",
+        "checks",
+        "reason",
+        "weeks",
+        "sales_weeks",
+        "gap_weeks",
+        "gaps",
+        "first_week",
+        "last_week",
+        "run_key",
+    ]
+    sync_merge(
+        spark,
+        spark.createDataFrame(rows, STATUS_SCHEMA),
+        table_path(root, "quality", "market_status"),
+        ["brand", "market"],
+        values,
+    )
