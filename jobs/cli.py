@@ -2,7 +2,9 @@
 
 ``mmm fit`` fits one market from a spec and a weekly CSV, prints the report, and writes the saved
 model, tables and plots to an output folder. ``mmm generate-raw`` writes synthetic landing files and
-``mmm pipeline`` turns landing files into the weekly model-input Delta table.
+``mmm pipeline`` turns landing files into the weekly model-input Delta table. ``mmm train`` fits every
+modelled market on Spark, tracks and registers it in MLflow and promotes it through the gate;
+``mmm promote`` and ``mmm ui`` work on the registry.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from jobs import fit_market, pipeline
+from jobs import fit_market, pipeline, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV of lift tests: channel, start, end, spend_delta, lift, lift_se",
     )
     pipeline.add_arguments(commands)
+    train.add_arguments(commands)
     return parser
 
 
@@ -51,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return pipeline.generate(args)
     if args.command == "pipeline":
         return pipeline.pipeline(args)
+    if args.command == "train":
+        return train.train(args)
+    if args.command == "promote":
+        return train.promote_command(args)
+    if args.command == "ui":
+        return train.ui(args)
     return 2
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmm_models import analysis, persistence, plots
+from mmm_models import analysis
 from mmm_models.data import DataError
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import fit
 from mmm_models.fitting import FitSettings
+from mmm_models.outputs import write_outputs
 from mmm_models.report import format_report
 from mmm_models.spec import ModelSpec, SpecError
 
@@ -52,17 +53,3 @@ def run(args: argparse.Namespace) -> int:
         write_outputs(model, summary, args.output)
         print(f"\nSaved model, tables and plots to {args.output}/")
     return 0
-
-
-def write_outputs(model, summary: pd.DataFrame, folder: Path) -> None:
-    """Saved model, CSV tables and PNG plots for one fit."""
-    persistence.save(model, folder / "model")
-    decomposition = analysis.decomposition(model)
-    curves = analysis.response_curves(model)
-    summary.to_csv(folder / "channel_summary.csv", index=False)
-    decomposition.to_csv(folder / "decomposition.csv", index=False)
-    curves.to_csv(folder / "response_curves.csv", index=False)
-    analysis.adstock_curves(model).to_csv(folder / "adstock_curves.csv", index=False)
-    plots.plot_fit(model, decomposition).savefig(folder / "fit.png", dpi=110)
-    plots.plot_decomposition(model, decomposition).savefig(folder / "decomposition.png", dpi=110)
-    plots.plot_response_curves(model, curves).savefig(folder / "response_curves.png", dpi=110)

@@ -146,7 +146,8 @@ def channel_summary(
     period = period or Period()
     weeks = period.mask(model)
     evaluator = PosteriorEvaluator(model, max_draws)
-    observed = model.data[model.spec.target.column].to_numpy(float)[weeks].sum()
+    observed = model.data[model.spec.target.column].to_numpy(float)[weeks]
+    observed = float(np.nansum(observed))  # gap weeks (no sales recorded) add nothing
     rows = []
     business = business_parameters(model, evaluator)
     for c, name in enumerate(model.channel_names):

@@ -25,14 +25,19 @@ class DataError(ValueError):
 
 
 def validate_market_frame(
-    spec: ModelSpec, frame: pd.DataFrame, market: str = "market", is_plan: bool = False
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    market: str = "market",
+    is_plan: bool = False,
+    allow_target_gaps: bool = False,
 ) -> pd.DataFrame:
     """Check one market's weekly data against the spec and return it sorted by week.
 
     Raises ``DataError`` for missing columns, unparseable or duplicate dates, weeks that do not
     start on Monday, missing weeks, NaN values, negative spend, a constant target, a non-positive
     target under a log link, and too little history. A spend plan (``is_plan``) has no target and
-    may be of any length.
+    may be of any length. With ``allow_target_gaps``, weeks whose target is NaN are kept as gaps:
+    the model masks them out of the likelihood (their spend still feeds the adstock of later weeks).
     """
     target = [] if is_plan else [spec.target.column]
     columns = [spec.date_column, *target, *spec.channel_names, *(c.name for c in spec.controls)]
@@ -60,7 +65,8 @@ def validate_market_frame(
         raise DataError(f"{market}: missing weeks after {_few(after)}; weekly data must be continuous")
     for column in columns[1:]:
         values = pd.to_numeric(data[column], errors="coerce")
-        bad = data.loc[values.isna(), spec.date_column].dt.date
+        missing_ok = allow_target_gaps and not is_plan and column == spec.target.column
+        bad = data.loc[values.isna() & ~(missing_ok & data[column].isna()), spec.date_column].dt.date
         if len(bad):
             raise DataError(f"{market}: column {column!r} has missing or non-numeric values in weeks {_few(bad)}")
         data[column] = values.astype(float)
@@ -75,9 +81,10 @@ def validate_market_frame(
         raise DataError(f"{market}: target {spec.target.column!r} is constant; there is nothing to explain")
     if spec.target.link == "log" and (target <= 0).any():
         raise DataError(f"{market}: a log link needs a positive target; {int((target <= 0).sum())} weeks are <= 0")
-    if len(data) < spec.required_weeks():
+    observed = int(target.notna().sum())
+    if observed < spec.required_weeks():
         raise DataError(
-            f"{market}: {len(data)} weeks of history, the model needs at least {spec.required_weeks()} "
+            f"{market}: {observed} weeks of history, the model needs at least {spec.required_weeks()} "
             f"(min_weeks {spec.min_weeks}, and twice the longest adstock l_max {spec.max_l_max})"
         )
     return data
@@ -214,6 +221,7 @@ def build_design(
     target[pad:] = np.log(scaled_target) if spec.target.link == "log" else scaled_target
     mask = np.zeros(pad + weeks)
     mask[pad : pad + weeks - holdout_weeks] = 1.0
+    mask[pad:][np.isnan(raw_target) & (np.arange(weeks) < weeks - holdout_weeks)] = 0.0  # gaps, when allowed
     target = np.where(mask > 0, target, 0.0)
     observed_spend = (mask[:, None] * spend).sum(axis=0)
     effect_scale = np.array(

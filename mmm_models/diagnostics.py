@@ -61,12 +61,15 @@ def diagnose(model: FittedModel) -> Diagnostics:
 
 
 def r_squared(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """R squared over the weeks with an observation (gap weeks are NaN and left out)."""
+    known = ~np.isnan(observed)
+    observed, predicted = observed[known], predicted[known]
     residual = np.sum((observed - predicted) ** 2)
     total = np.sum((observed - observed.mean()) ** 2)
     return float(1.0 - residual / total) if total > 0 else float("nan")
 
 
 def mape(observed: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean absolute percentage error, over weeks with a non-zero observation."""
-    nonzero = observed != 0
+    """Mean absolute percentage error, over weeks with a non-zero observation (gaps left out)."""
+    nonzero = (observed != 0) & ~np.isnan(observed)
     return float(np.mean(np.abs((observed[nonzero] - predicted[nonzero]) / observed[nonzero])))

@@ -73,16 +73,18 @@ def fit(
     scaling: ScalingFactors | None = None,
     market: str = "market",
     lift_tests: pd.DataFrame | None = None,
+    allow_target_gaps: bool = False,
 ) -> FittedModel:
     """Validate one market's weekly frame and sample its posterior.
 
     Pass ``scaling`` from an earlier fit of the same market to keep parameters comparable across
     refits; otherwise it is computed from the training weeks. ``lift_tests`` (see ``mmm_models.lift``)
-    enter the likelihood as extra observations.
+    enter the likelihood as extra observations. ``allow_target_gaps`` keeps weeks with a NaN target
+    (no sales recorded) as masked gaps instead of refusing the frame.
     """
     settings = settings or FitSettings()
     start = time.perf_counter()
-    data = validate_market_frame(spec, frame, market)
+    data = validate_market_frame(spec, frame, market, allow_target_gaps=allow_target_gaps)
     train_weeks = len(data) - settings.holdout_weeks
     if train_weeks < spec.required_weeks():
         raise DataError(

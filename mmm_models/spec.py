@@ -172,9 +172,11 @@ class ModelSpec(_Frozen):
         """A hash of what shapes the model graph; equal keys can share one compiled sampler.
 
         Prior *values* are data of the graph too, but they are baked in as constants, so they are
-        part of the key; market data and scaling are not.
+        part of the key; the spec's name, market data and scaling are not: two brands with the same
+        structure share one compilation.
         """
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        shape = self.model_dump(mode="json", exclude={"name"})
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelSpec:

@@ -1,16 +1,22 @@
 """Brand and platform configuration: YAML files under ``conf/``, validated by pydantic.
 
 A brand file says how that brand's raw data maps onto the model: which raw channel names make up
-each model channel (the taxonomy), which sales measure is the target, which controls exist, and the
-quality limits that decide whether a market is modelled this week.
+each model channel (the taxonomy), which sales measure is the target, which controls exist, the
+quality limits that decide whether a market is modelled this week, and the model spec (a file, or
+a default built from the channels and controls). The platform file (``conf/platform.yaml``) holds
+the paths, the MLflow stores, the sampler settings and the promotion gate.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from mmm_models.spec import ModelSpec
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -38,7 +44,11 @@ class BrandConfig(BaseModel):
     measures: list[str] = Field(default_factory=lambda: ["revenue"], description="sales measures kept in silver")
     taxonomy: dict[str, list[str]] = Field(description="model channel -> raw channel names in the spend files")
     controls: list[str] = Field(default_factory=list)
+    granularity: Literal["daily", "weekly"] = Field(
+        "daily", description="raw rows per day, or one per week dated on its Monday; a week is complete with 7 or 1"
+    )
     quality: QualityLimits = Field(default_factory=QualityLimits)
+    model_spec: str | None = Field(None, description="model spec YAML, relative to conf/; default: built from channels")
 
     @field_validator("taxonomy")
     @classmethod
@@ -68,8 +78,90 @@ class BrandConfig(BaseModel):
     def raw_to_model(self) -> dict[str, str]:
         return {raw: channel for channel, raws in self.taxonomy.items() for raw in raws}
 
+    def spec(self) -> ModelSpec:
+        """The brand's model spec, over the model-input columns ``week_start``, ``target``, channels and controls.
+
+        Without a spec file: geometric adstock (8 weeks) and logistic saturation per channel, effects as
+        contribution shares, two yearly harmonics, a linear trend and the controls.
+        """
+        from mmm_models.spec import ModelSpec  # here, not at the top: the data pipeline never needs JAX
+
+        if self.model_spec is not None:
+            return ModelSpec.from_yaml(CONF_DIR / self.model_spec)
+        return ModelSpec.from_dict(
+            {
+                "name": f"{self.brand}_default",
+                "date_column": "week_start",
+                "target": {"column": "target"},
+                "channels": [
+                    {"name": c, "adstock": {"type": "geometric", "l_max": 8}, "saturation": {"type": "logistic"}}
+                    for c in self.channels
+                ],
+                "controls": [{"name": c} for c in self.controls],
+                "seasonality": {"harmonics": 2},
+                "trend": {"type": "linear"},
+            }
+        )
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> BrandConfig:
+        return _load(cls, Path(path))
+
+
+class MlflowSettings(BaseModel):
+    """Where runs and models go. Local default: a SQLite store and an artifact folder under ``outputs/``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str = "sqlite:///outputs/mlflow.db"
+    registry_uri: str | None = None  # default: the tracking store; "databricks-uc" on Databricks
+    artifact_location: str = "outputs/mlartifacts"
+    experiment: str = "mmm-weekly"
+    model_prefix: str = Field("mmm", description="registered model name: <prefix>_<brand>_<market>")
+
+
+class TrainingSettings(BaseModel):
+    """How each group is fitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit: Literal["market"] = "market"
+    sampler: Literal["numpyro", "nutpie", "pymc"] = "numpyro"
+    chains: int = Field(4, ge=1)
+    draws: int = Field(1000, ge=10)
+    tune: int = Field(1000, ge=0)
+    target_accept: float = Field(0.9, gt=0, lt=1)
+    holdout_weeks: int = Field(13, ge=0)
+    seed: int = 0
+    compile_dir: str = Field("/tmp/mmm-pytensor", description="each Spark Python worker compiles in its own subfolder")
+
+
+class GateSettings(BaseModel):
+    """The promotion gate: a version that breaks any threshold gets no alias."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rhat: float = 1.01
+    min_ess_bulk: float = 400
+    max_divergences: int = 0
+    max_holdout_mape: float = 0.25
+    auto_promote: bool = True
+
+
+class PlatformConfig(BaseModel):
+    """Paths, tracking, training and gate settings for one environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    landing: str = "outputs/landing"
+    lake: str = "outputs/lake"
+    brands: str = "conf/brands"
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path = CONF_DIR / "platform.yaml") -> PlatformConfig:
         return _load(cls, Path(path))
 
 

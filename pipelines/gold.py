@@ -3,7 +3,8 @@
 For each market the calendar runs from its first week with spend or sales to its last week with
 sales, every Monday in between. Spend per model channel is 0 in a week without spend rows; a week
 without sales is a gap: its target stays null and ``target_missing`` is set, never a zero. Controls
-are the week's mean, and a week missing a configured control is a gap too.
+are the week's mean, and a week missing a configured control is a gap too. A week with sales on fewer
+days than the brand's files hold (7 for daily files, 1 for weekly) is flagged ``partial_week``.
 
 Great Expectations then checks the candidate table (unique weeks, continuity, non-negative values)
 and each brand's market profile (minimum history, maximum gap weeks). A critical failure excludes
@@ -98,7 +99,15 @@ def candidate_model_input(spark: SparkSession, root: str | Path, brands: dict[st
             silver("weekly_controls").groupBy(*MODEL_INPUT_KEY).pivot("control", controls_all).agg(F.first("value"))
         )
         frame = frame.join(controls, MODEL_INPUT_KEY, "left")
-    columns = [*MODEL_INPUT_KEY, "target", F.col("target").isNull().alias("target_missing"), "sales_days"]
+    weekly_brands = [b.brand for b in brands.values() if b.granularity == "weekly"]
+    days_in_week = F.when(F.col("brand").isin(weekly_brands), 1).otherwise(7)
+    columns = [
+        *MODEL_INPUT_KEY,
+        "target",
+        F.col("target").isNull().alias("target_missing"),
+        "sales_days",
+        (F.col("sales_days") < days_in_week).alias("partial_week"),  # e.g. the current week, still running
+    ]
     for channel in channels:
         owners = [b.brand for b in brands.values() if channel in b.channels]
         # 0 in a week without spend rows; null for a brand that does not have the channel at all

@@ -83,13 +83,16 @@ def long_records(
         "brand string, _raw_item string, item string",
     )
     raw_item = source.item
-    return (
+    records = (
         raw.select(*source.record_key, "raw_value", *provenance)
         .join(
             F.broadcast(mapping), (raw["brand"] == mapping["brand"]) & (raw[raw_item] == mapping["_raw_item"]), "left"
         )
         .drop(mapping["brand"], "_raw_item")
     )
+    if source is SALES:  # a measure column that this brand does not use is not a record of it
+        records = records.filter(F.col("item").isNotNull() | ~F.col("brand").isin(list(brands)))
+    return records
 
 
 @dataclass(frozen=True)
@@ -190,11 +193,14 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
         reason = F.when(rule.failing, rule.reason).otherwise(reason)
     typed = typed.withColumn("_check", failed).withColumn("_reason", reason)
     # Key rules, among the records that passed the row rules: the latest file wins, one record per file.
-    key = [*source.record_key, F.col("_check").isNull()]
-    latest = F.max(F.struct("_ingest_time", "_source_file")).over(Window.partitionBy(*key))["_source_file"]
-    copy = F.row_number().over(Window.partitionBy(*key, "_source_file").orderBy("raw_value"))
+    # One window (one sort): newest file first, so row 1 holds the latest file for the key.
+    newest_first = Window.partitionBy(*source.record_key, F.col("_check").isNull()).orderBy(
+        F.col("_ingest_time").desc(), F.col("_source_file").desc(), "raw_value"
+    )
+    latest = F.first("_source_file").over(newest_first)
+    copy = F.row_number().over(newest_first)
     passed = F.col("_check").isNull()
-    superseded = passed & (F.col("_source_file") != latest)
+    superseded = passed & (F.col("_source_file") != F.col("_latest"))
     duplicate = passed & ~superseded & (copy > 1)
     flagged = typed.withColumn("_latest", latest).withColumn(
         "_key_check", F.when(superseded, "superseded").when(duplicate, "unique_key")

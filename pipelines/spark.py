@@ -17,8 +17,9 @@ DELTA_SETTINGS = {
 def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
     """An active session if there is one; otherwise ``local[*]`` (or ``master``) with Delta.
 
-    Local sessions run Python workers on this interpreter (so they see the project's packages) and
-    use few shuffle partitions, which suits a laptop-sized machine.
+    Local sessions run Python workers on this interpreter (so they see the project's packages), use few
+    shuffle and snapshot partitions, which suits a laptop-sized machine, and give the driver JVM (which
+    also hosts the executors) ``MMM_SPARK_DRIVER_MEMORY`` of heap, 4g by default.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -35,6 +36,8 @@ def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.snapshotPartitions": str(2 * cores),  # default 50: slow for small tables
         "spark.sql.session.timeZone": "UTC",
+        # local mode runs the executors inside the driver JVM: give it more than the 1g default
+        "spark.driver.memory": os.environ.get("MMM_SPARK_DRIVER_MEMORY", "4g"),
     }.items():
         builder = builder.config(key, value)
     return configure_spark_with_delta_pip(builder).getOrCreate()

@@ -131,3 +131,17 @@ def test_fourier_period_is_a_year() -> None:
     assert features.shape == (200, 4)
     # 52 weeks fall 1.25 days short of a year: the 2nd harmonic's phase moves 2 * 2pi * 1.25 / 365.25 = 0.043
     np.testing.assert_allclose(features[0], features[52], atol=0.045)
+
+
+def test_target_gaps_are_refused_by_default_and_masked_when_allowed(example_frame, example_spec) -> None:
+    frame = example_frame.copy()
+    frame.loc[[40, 41, 90], "y"] = np.nan
+    with pytest.raises(DataError, match="missing or non-numeric values in weeks 2019-01-07, 2019-01-14, 2019-12-23"):
+        validate_market_frame(example_spec, frame)
+    data = validate_market_frame(example_spec, frame, allow_target_gaps=True)
+    scaling = ScalingFactors.compute(example_spec, data)
+    assert scaling.target == pytest.approx(example_frame["y"].drop(index=[40, 41, 90]).abs().max())
+    design = build_design(example_spec, data, scaling, holdout_weeks=10, bucket=None)
+    gaps = np.isnan(data["y"].to_numpy())
+    assert design.mask[gaps].sum() == 0 and np.isfinite(design.target).all()
+    assert design.mask.sum() == len(data) - 10 - 3  # the gaps and the held-out weeks are out of the likelihood

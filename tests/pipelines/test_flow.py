@@ -162,7 +162,9 @@ def test_rerun_is_idempotent_a_new_day_adds_one_week_and_late_data_updates_its_w
     }
     model_input = read(spark, root, "gold", "model_input").toPandas().set_index("week_start")
     assert len(model_input) == config.weeks + 1
-    assert model_input.loc[dt.date.fromisoformat(new_day), "sales_days"] == 1  # a partial week, flagged
+    new_week = model_input.loc[dt.date.fromisoformat(new_day)]
+    assert new_week.sales_days == 1 and new_week.partial_week  # the running week, flagged
+    assert not model_input.drop(index=dt.date.fromisoformat(new_day)).partial_week.any()
 
     # late data for week 5: a new campaign row, and a restatement of an existing record
     raw = pd.read_csv(landing.folder / "spend" / "acme_batch1.csv")

@@ -1,0 +1,190 @@
+"""Training scale: 40 simulated markets (156 weeks, 5 channels) fitted by the Spark training job.
+
+Raw files -> pipeline -> ``model_input`` -> ``train`` on ``local[2]`` (MLflow tracking and registry
+included). In the same run:
+- the naive way a user would write it: a plain loop that builds a fresh PyMC model per market and
+  calls ``pm.sample`` (PyMC's NUTS, ``cores=2``), over 4 of the markets, same draws;
+- markets per minute with ``local[1]`` against ``local[2]`` (8 markets each, fresh Spark and workers).
+
+    python benchmarks/train_scale.py [--markets 40] [--workdir /tmp/mmm_train_scale]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipelines.config import MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
+from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+
+AS_OF = dt.date(2025, 6, 2)
+TAXONOMY = {
+    "tv": ["tv_linear"],
+    "search": ["google_ads"],
+    "social": ["fb_ads", "instagram"],
+    "video": ["youtube"],
+    "display": ["programmatic"],
+}
+NAIVE_MARKETS = 4
+SCALING_MARKETS = 8
+
+
+def raw_config(markets: int) -> RawDataConfig:
+    per_brand = markets // 4
+    return RawDataConfig(
+        markets={brand: [f"M{i:02d}" for i in range(per_brand)] for brand in ("acme", "bolt", "cobalt", "dune")},
+        taxonomy=TAXONOMY,
+        campaigns_per_raw_channel=1,
+        weeks=156,
+        start="2022-05-30",
+    )
+
+
+def platform_for(workdir: Path) -> PlatformConfig:
+    return PlatformConfig(
+        mlflow=MlflowSettings(
+            tracking_uri=f"sqlite:///{workdir}/mlflow.db", artifact_location=str(workdir / "artifacts")
+        ),
+        training=TrainingSettings(target_accept=0.95, compile_dir=str(workdir / "pytensor")),
+    )
+
+
+def spark_training(master: str, workdir: Path, markets: int, only: list[str] | None = None) -> dict:
+    """Run the training job on ``master``; returns the timing and convergence figures."""
+    from pipelines.spark import get_spark
+    from pipelines.training import train
+
+    config = raw_config(markets)
+    spark = get_spark(f"train-scale-{master}", master)
+    report = train(
+        spark,
+        workdir / "lake",
+        brand_configs(config, QualityLimits(min_history_weeks=52)),
+        platform_for(workdir),
+        AS_OF,
+        markets=only,
+        progress=lambda line: print(line, flush=True),
+    )
+    runs = report.runs
+    converged = (
+        (runs.status == "success") & (runs.divergences == 0) & (runs.max_rhat <= 1.01) & (runs.min_ess_bulk >= 400)
+    )
+    return {
+        "master": master,
+        "markets": len(runs),
+        "wall_s": round(report.wall_s, 1),
+        "seconds_per_market": round(report.wall_s / len(runs), 2),
+        "markets_per_minute": round(60 * len(runs) / report.wall_s, 2),
+        "compilations": int(runs.compilations.sum()),
+        "workers": int(runs.worker.nunique()),
+        "all_converged": bool(converged.all()),
+        "not_converged": sorted((runs.brand + "/" + runs.market)[~converged]),
+        "max_rhat": float(runs.max_rhat.max()),
+        "min_ess_bulk": float(runs.min_ess_bulk.min()),
+        "divergences": int(runs.divergences.sum()),
+    }
+
+
+def naive_loop(workdir: Path, markets: int) -> float:
+    """Seconds per market of a plain loop: fresh PyMC model and pm.sample per market (4 x 1000, cores=2)."""
+    import pymc as pm
+    from pyspark.sql import SparkSession
+
+    from mmm_models.data import ScalingFactors, build_design, validate_market_frame
+    from mmm_models.model import build_model
+    from pipelines.train_market import market_frame
+
+    spark = SparkSession.getActiveSession()
+    rows = spark.read.format("delta").load(str(workdir / "lake" / "gold" / "model_input")).toPandas()
+    brands = brand_configs(raw_config(markets))
+    keys = sorted({(r.brand, r.market) for r in rows.itertuples()})[:NAIVE_MARKETS]
+    start = time.perf_counter()
+    for brand, market in keys:
+        spec = brands[brand].spec()
+        frame = market_frame(rows[(rows.brand == brand) & (rows.market == market)], brands[brand], spec)
+        data = validate_market_frame(spec, frame, allow_target_gaps=True)
+        design = build_design(spec, data, ScalingFactors.compute(spec, data), bucket=None)
+        with build_model(spec, design):
+            pm.sample(draws=1000, tune=1000, chains=4, cores=2, random_seed=0, progressbar=False)
+        print(f"  naive loop: {brand}/{market} done at {time.perf_counter() - start:.0f} s", flush=True)
+    return (time.perf_counter() - start) / len(keys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markets", type=int, default=40)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mmm_train_scale"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: "<master>" for the scaling runs
+    args = parser.parse_args()
+    if args.child:
+        only = [f"{b}/{m}" for b, ms in raw_config(args.markets).markets.items() for m in ms][:SCALING_MARKETS]
+        scratch = args.workdir / f"scaling-{args.child}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        (scratch / "lake").symlink_to(args.workdir / "lake")
+        print(json.dumps(spark_training(args.child, scratch, args.markets, only)))
+        return
+
+    from pipelines.flow import run_pipeline
+    from pipelines.spark import get_spark
+
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    config = raw_config(args.markets)
+    landing = generate_raw_landing(args.workdir / "landing", config)
+    spark = get_spark("train-scale", "local[2]")
+    run_pipeline(
+        spark, landing.folder, args.workdir / "lake", brand_configs(config, QualityLimits(min_history_weeks=52)), AS_OF
+    )
+    result = spark_training("local[2]", args.workdir, args.markets)
+    print(json.dumps(result), flush=True)
+    naive = naive_loop(args.workdir, args.markets)
+    spark.stop()
+    scaling = {}
+    for master in ("local[1]", "local[2]"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                master,
+                "--markets",
+                str(args.markets),
+                "--workdir",
+                str(args.workdir),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        scaling[master] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps(scaling[master]), flush=True)
+    summary = {
+        **{
+            k: result[k]
+            for k in ("markets", "wall_s", "seconds_per_market", "compilations", "workers", "all_converged")
+        },
+        "not_converged": result["not_converged"],
+        "naive_seconds_per_market": round(naive, 1),
+        "speedup_vs_naive": round(naive / result["seconds_per_market"], 1),
+        "compilations_per_worker": round(result["compilations"] / result["workers"], 2),
+        "markets_per_minute": {m: s["markets_per_minute"] for m, s in scaling.items()},
+        "core_scaling": round(scaling["local[2]"]["markets_per_minute"] / scaling["local[1]"]["markets_per_minute"], 2),
+        "max_rhat": result["max_rhat"],
+        "min_ess_bulk": result["min_ess_bulk"],
+        "divergences": result["divergences"],
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The promotion step: aliases move only through the gate.
+
+For one training run (default: the latest), each ``success`` version becomes ``challenger``; with
+``auto_promote`` it also becomes ``champion``. A ``rejected`` version never gets an alias, and its
+gate tags say why. ``approve`` promotes a reviewed challenger by hand when ``auto_promote`` is off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.config import PlatformConfig
+from pipelines.tables import table_path
+from pipelines.tracking import resolve_uris, with_retries
+from pipelines.training import PROJECT_ROOT
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    brand: str
+    market: str
+    model_name: str | None
+    version: str | None
+    action: str  # what happened, in words
+
+
+def latest_training_run(spark: SparkSession, root: str | Path) -> str:
+    runs = spark.read.format("delta").load(table_path(root, "models", "model_runs"))
+    latest = runs.orderBy(F.col("recorded_at").desc()).select("training_run_id").first()
+    if latest is None:
+        raise ValueError("model_runs is empty: run `mmm train` first")
+    return latest[0]
+
+
+def promote(
+    spark: SparkSession, root: str | Path, platform: PlatformConfig, training_run_id: str | None = None
+) -> list[Promotion]:
+    """Apply the gate's verdicts of one training run as registry aliases."""
+    from mlflow import MlflowClient
+
+    tracking, registry, _ = resolve_uris(platform.mlflow, PROJECT_ROOT)
+    client = MlflowClient(tracking, registry)
+    training_run_id = training_run_id or latest_training_run(spark, root)
+    runs = (
+        spark.read.format("delta")
+        .load(table_path(root, "models", "model_runs"))
+        .filter(F.col("training_run_id") == training_run_id)
+        .collect()  # one row per market
+    )
+    promotions = []
+    for run in sorted(runs, key=lambda r: (r.brand, r.market)):
+        if run.status == "failed" or run.model_version is None:
+            promotions.append(Promotion(run.brand, run.market, run.model_name, None, f"no version: {run.error}"))
+            continue
+        if run.status == "rejected":
+            promotions.append(
+                Promotion(run.brand, run.market, run.model_name, run.model_version, f"no alias: {run.error}")
+            )
+            continue
+        aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote else [CHALLENGER]
+        for alias in aliases:
+            with_retries(
+                lambda a=alias, r=run: client.set_registered_model_alias(r.model_name, a, r.model_version), "set alias"
+            )
+        action = "champion (auto-promoted)" if platform.gate.auto_promote else "challenger (awaiting review)"
+        promotions.append(Promotion(run.brand, run.market, run.model_name, run.model_version, action))
+    return promotions
+
+
+def approve(platform: PlatformConfig, model_name: str) -> str:
+    """Make the current challenger of ``model_name`` its champion (manual review); returns the version."""
+    from mlflow import MlflowClient
+
+    tracking, registry, _ = resolve_uris(platform.mlflow, PROJECT_ROOT)
+    client = MlflowClient(tracking, registry)
+    challenger = with_retries(lambda: client.get_model_version_by_alias(model_name, CHALLENGER), "get challenger")
+    with_retries(lambda: client.set_registered_model_alias(model_name, CHAMPION, challenger.version), "set champion")
+    return challenger.version

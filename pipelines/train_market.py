@@ -1,0 +1,232 @@
+"""One group's training inside a Spark worker: fit, diagnose, gate, summarise, track and register.
+
+Returns exactly one status row: ``success`` (fitted, registered, gate passed), ``rejected`` (fitted
+and registered, but the gate failed: the version gets no alias) or ``failed`` (with the error). An
+exception never escapes, so one bad market never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mmm_models import analysis, fitting
+from mmm_models.diagnostics import diagnose
+from mmm_models.fitted import FittedModel, fit
+from mmm_models.fitting import FitSettings
+from mmm_models.outputs import write_outputs
+from mmm_models.spec import ModelSpec
+from pipelines.config import BrandConfig, GateSettings, TrainingSettings
+from pipelines.gate import GateCheck, evaluate_gate, failures
+from pipelines.gold import control_column, spend_column
+from pipelines.tracking import model_name, with_retries
+from pipelines.train_worker import RESULT_COLUMNS, TrainJob
+
+SUMMARY_METRICS = ("roas", "contribution_share", "adstock_half_life", "half_saturation_spend", "marginal_roas")
+
+
+def market_frame(rows: pd.DataFrame, brand: BrandConfig, spec: ModelSpec) -> pd.DataFrame:
+    """Gold rows of one market -> the frame ``mmm_models`` fits, in the spec's column names.
+
+    Weeks without sales stay gaps (NaN target, masked in the likelihood). A partial week at the end
+    (the current week, still running) is left out; a partial week inside the history is a gap, since
+    its sales are undercounted.
+    """
+    rows = rows.sort_values("week_start")
+    partial = rows["partial_week"].fillna(False).astype(bool).to_numpy()
+    complete_end = len(rows) - (partial[::-1].cumprod().sum() if len(rows) else 0)
+    rows = rows.iloc[: int(complete_end)]
+    target = rows["target"].where(~rows["partial_week"].fillna(False).astype(bool))
+    frame = pd.DataFrame({spec.date_column: pd.to_datetime(rows["week_start"]), spec.target.column: target})
+    for channel in brand.channels:
+        frame[channel] = rows[spend_column(channel)].astype(float)
+    for control in brand.controls:
+        frame[control] = rows[control_column(control)].astype(float)
+    return frame.reset_index(drop=True)
+
+
+def settings_for(job: TrainJob, brand: str, market: str) -> tuple[TrainingSettings, GateSettings]:
+    override = job.overrides.get(f"{brand}/{market}", {})
+    training = TrainingSettings.model_validate({**job.training, **override.get("training", {})})
+    gate = GateSettings.model_validate({**job.gate, **override.get("gate", {})})
+    return training, gate
+
+
+def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
+    start = time.perf_counter()
+    brand, market = str(rows["brand"].iloc[0]), str(rows["market"].iloc[0])
+    compilations_before = fitting.COMPILE_COUNT["count"]
+    result: dict = {
+        "training_run_id": job.training_run_id,
+        "run_date": pd.Timestamp(job.run_date).date(),
+        "brand": brand,
+        "market": market,
+        "status": "failed",
+        "weeks": len(rows),
+        "gap_weeks": int(rows["target"].isna().sum()),
+        "first_week": pd.Timestamp(rows["week_start"].min()).date(),
+        "last_week": pd.Timestamp(rows["week_start"].max()).date(),
+        "worker": f"pid {os.getpid()}",
+        "model_name": model_name(job.model_prefix, brand, market),
+    }
+    try:
+        brand_config = BrandConfig.model_validate(job.brands[brand])
+        training, gate = settings_for(job, brand, market)
+        spec = brand_config.spec()
+        settings = FitSettings(
+            sampler=training.sampler,
+            chains=training.chains,
+            draws=training.draws,
+            tune=training.tune,
+            target_accept=training.target_accept,
+            seed=training.seed,
+            holdout_weeks=training.holdout_weeks,
+        )
+        model = fit(
+            spec, market_frame(rows, brand_config, spec), settings, market=f"{brand}/{market}", allow_target_gaps=True
+        )
+        result["fit_seconds"] = model.timings["wall_s"]
+        result["compiled"] = bool(model.timings["compiled"])
+        diagnostics = diagnose(model).to_dict()
+        checks = evaluate_gate(diagnostics, gate)
+        summary = analysis.channel_summary(model)
+        result.update(
+            {
+                k: diagnostics[k]
+                for k in ("max_rhat", "min_ess_bulk", "r2_train", "mape_train", "r2_holdout", "mape_holdout")
+            }
+        )
+        result["divergences"] = int(diagnostics["divergences"])
+        result["gate"] = json.dumps({c.name: c.describe() for c in checks})
+        result["summaries"] = json.dumps(summary_rows(summary))
+        run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market)
+        result.update(mlflow_run_id=run_id, model_version=version)
+        failed = failures(checks)
+        result["status"] = "rejected" if failed else "success"
+        if failed:
+            result["error"] = "gate: " + "; ".join(f"{c.name} {c.describe()}" for c in failed)
+    except Exception as exc:  # any failure becomes this market's status row
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        _track_failure(job, brand, market, result["error"])
+    result["compilations"] = fitting.COMPILE_COUNT["count"] - compilations_before
+    result["total_seconds"] = time.perf_counter() - start
+    return pd.DataFrame([[result.get(c) for c in RESULT_COLUMNS]], columns=RESULT_COLUMNS, dtype=object)
+
+
+def summary_rows(summary: pd.DataFrame) -> list[dict]:
+    """Long rows (channel, metric, mean, sd, hdi_low, hdi_high) for ``posterior_summaries``."""
+    return [
+        {
+            "channel": row["channel"],
+            "metric": metric,
+            **{stat: _finite(row[f"{metric}_{stat}"]) for stat in ("mean", "sd", "hdi_low", "hdi_high")},
+        }
+        for _, row in summary.iterrows()
+        for metric in SUMMARY_METRICS
+    ]
+
+
+def _finite(value: float) -> float | None:
+    return None if pd.isna(value) else float(value)
+
+
+def track(
+    model: FittedModel,
+    diagnostics: dict,
+    checks: list[GateCheck],
+    summary: pd.DataFrame,
+    training: TrainingSettings,
+    job: TrainJob,
+    brand: str,
+    market: str,
+) -> tuple[str, str]:
+    """Child run under the job's parent run: params, metrics, artifacts, and the pyfunc model as a new version."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    from pipelines.pyfunc_model import ARTIFACT_KEY, MarketModel, signature
+
+    client = MlflowClient(job.tracking_uri, job.registry_uri)
+    tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "run_date": job.run_date}
+    run = with_retries(
+        lambda: client.create_run(job.experiment_id, run_name=f"{brand}/{market}", tags=tags), "create child run"
+    )
+    run_id = run.info.run_id
+    data = model.data
+    params = {
+        "spec": model.spec.name,
+        "structure": model.spec.structure_key()[:250],
+        "data_first_week": str(data[model.spec.date_column].min().date()),
+        "data_last_week": str(data[model.spec.date_column].max().date()),
+        "weeks": len(data),
+        "code_version": job.code_version,
+        **{f"sampler.{k}": v for k, v in training.model_dump().items()},
+    }
+    now = int(time.time() * 1000)
+    metrics = {k: float(v) for k, v in diagnostics.items() if v is not None}
+    metrics.update({f"timing.{k}": float(v) for k, v in model.timings.items()})
+    metrics.update({f"gate.{c.name}.passed": float(c.passed) for c in checks})
+    with_retries(
+        lambda: client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        ),
+        "log params and metrics",
+    )
+    name = model_name(job.model_prefix, brand, market)
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = Path(folder) / "outputs"
+        write_outputs(model, summary, outputs)
+        (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
+        with_retries(lambda: client.log_artifacts(run_id, str(outputs), "outputs"), "log artifacts")
+        spec = model.spec
+        example = (
+            data.tail(4)
+            .drop(columns=[spec.target.column])
+            .assign(**{spec.date_column: lambda f: f[spec.date_column].dt.strftime("%Y-%m-%d")})
+        )
+
+        def log_model():
+            mlflow.set_tracking_uri(job.tracking_uri)
+            mlflow.set_registry_uri(job.registry_uri)
+            with mlflow.start_run(run_id=run_id):
+                return mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=MarketModel(),
+                    artifacts={ARTIFACT_KEY: str(outputs / "model")},
+                    signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
+                    input_example=example,
+                    registered_model_name=name,
+                )
+
+        info = with_retries(log_model, "log and register the model")
+    version = str(info.registered_model_version)
+    version_tags = {"brand": brand, "market": market, "training_run_id": job.training_run_id, "run_date": job.run_date}
+    version_tags.update({f"gate.{c.name}": c.describe() for c in checks})
+    version_tags["gate.passed"] = str(not failures(checks)).lower()
+    for key, value in version_tags.items():
+        with_retries(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v), "tag the version")
+    with_retries(lambda: client.set_terminated(run_id, "FINISHED"), "finish child run")
+    return run_id, version
+
+
+def _track_failure(job: TrainJob, brand: str, market: str, error: str) -> None:
+    """A failed market still leaves a FAILED child run with the error, when the store is reachable."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(job.tracking_uri, job.registry_uri)
+        tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "error": error[:5000]}
+        run = with_retries(
+            lambda: client.create_run(job.experiment_id, run_name=f"{brand}/{market}", tags=tags), "create run"
+        )
+        with_retries(lambda: client.set_terminated(run.info.run_id, "FAILED"), "fail run")
+    except Exception:  # the status row carries the error either way
+        pass

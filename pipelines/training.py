@@ -1,0 +1,237 @@
+"""The training job on Spark: one model per brand x market with ``groupBy().applyInPandas()``.
+
+The driver opens one MLflow parent run, sends a ``TrainJob`` to the workers, and each group (a market
+that ``market_status`` lets through) comes back as one status row. A progress thread prints each
+market as its child run finishes. The rows go to ``models/model_runs`` and the per-channel posterior
+summaries to ``models/posterior_summaries``, both keyed by the training run, so a rerun adds its own
+rows and never duplicates another run's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.config import BrandConfig, PlatformConfig
+from pipelines.tables import insert_new, table_path
+from pipelines.tracking import ensure_experiment, resolve_uris, with_retries
+from pipelines.train_worker import RESULT_SCHEMA, TrainJob, fit_group_function
+
+MODEL_RUNS_KEY = ("training_run_id", "brand", "market")
+SUMMARIES_KEY = ("training_run_id", "brand", "market", "channel", "metric")
+SUMMARY_TYPE = "array<struct<channel:string,metric:string,mean:double,sd:double,hdi_low:double,hdi_high:double>>"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TrainReport:
+    """One training job: its MLflow parent run and one status row per market."""
+
+    training_run_id: str
+    runs: pd.DataFrame
+    wall_s: float
+
+    def count(self, status: str) -> int:
+        return int((self.runs["status"] == status).sum())
+
+    @property
+    def all_succeeded(self) -> bool:
+        return len(self.runs) > 0 and self.count("success") == len(self.runs)
+
+    def table(self) -> str:
+        """Market, status, R-hat, ESS, divergences, holdout MAPE, seconds, version and any error."""
+        shown = self.runs.assign(market=self.runs["brand"] + "/" + self.runs["market"])[
+            [
+                "market",
+                "status",
+                "max_rhat",
+                "min_ess_bulk",
+                "divergences",
+                "mape_holdout",
+                "total_seconds",
+                "model_version",
+                "error",
+            ]
+        ].rename(
+            columns={
+                "max_rhat": "rhat",
+                "min_ess_bulk": "ess",
+                "mape_holdout": "holdout_mape",
+                "total_seconds": "seconds",
+            }
+        )
+        shown["error"] = shown["error"].fillna("").str.slice(0, 90)
+        return shown.sort_values("market").to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-")
+
+
+def code_version() -> str:
+    """Package version plus the git commit, when the code runs from a checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"{package_version('mmm-platform')}+{commit}"
+
+
+def modelling_input(
+    spark: SparkSession, root: str | Path, markets: list[str] | None = None
+) -> tuple[DataFrame, list[str]]:
+    """``model_input`` rows of the markets that ``market_status`` includes (optionally only ``brand/market`` names)."""
+    status = spark.read.format("delta").load(table_path(root, "quality", "market_status"))
+    included = sorted(f"{r.brand}/{r.market}" for r in status.filter("status = 'included'").collect())
+    if markets:
+        unknown = sorted(set(markets) - set(included))
+        if unknown:
+            raise ValueError(f"not modelled this run (excluded or unknown): {unknown}; included: {included}")
+        included = sorted(markets)
+    frame = spark.read.format("delta").load(table_path(root, "gold", "model_input"))
+    keys = spark.createDataFrame([tuple(m.split("/", 1)) for m in included], "brand string, market string")
+    return frame.join(F.broadcast(keys), ["brand", "market"]), included
+
+
+def train(
+    spark: SparkSession,
+    root: str | Path,
+    brands: dict[str, BrandConfig],
+    platform: PlatformConfig,
+    run_date: dt.date,
+    markets: list[str] | None = None,
+    overrides: dict[str, dict] | None = None,
+    progress: Callable[[str], None] = print,
+) -> TrainReport:
+    """Fit every included market in parallel; write ``model_runs`` and ``posterior_summaries``."""
+    from mlflow import MlflowClient
+
+    start = time.perf_counter()
+    tracking, registry, artifacts = resolve_uris(platform.mlflow, PROJECT_ROOT)
+    experiment_id = ensure_experiment(tracking, platform.mlflow.experiment, artifacts)
+    client = MlflowClient(tracking, registry)
+    frame, included = modelling_input(spark, root, markets)
+    parent = with_retries(
+        lambda: client.create_run(
+            experiment_id, run_name=f"train {run_date}", tags={"job": "train", "run_date": str(run_date)}
+        ),
+        "create parent run",
+    ).info.run_id
+    for key, value in {
+        "markets": len(included),
+        **platform.training.model_dump(),
+        **platform.gate.model_dump(),
+    }.items():
+        with_retries(lambda k=key, v=value: client.log_param(parent, k, str(v)), "log param")
+    job = TrainJob(
+        training_run_id=parent,
+        run_date=str(run_date),
+        experiment_id=experiment_id,
+        tracking_uri=tracking,
+        registry_uri=registry,
+        model_prefix=platform.mlflow.model_prefix,
+        compile_dir=platform.training.compile_dir,
+        code_version=code_version(),
+        brands={name: b.model_dump() for name, b in brands.items()},
+        training=platform.training.model_dump(),
+        gate=platform.gate.model_dump(),
+        overrides=overrides or {},
+    )
+    progress(f"training {len(included)} markets (MLflow parent run {parent})")
+    watcher = _ProgressWatcher(client, experiment_id, parent, len(included), progress)
+    watcher.start()
+    saved = {
+        k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.coalescePartitions.enabled")
+    }
+    try:
+        # one shuffle partition per market, never coalesced: markets spread over every core
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(len(included), 1)))
+        spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+        results = (
+            frame.groupBy("brand", "market")
+            .applyInPandas(fit_group_function(job), RESULT_SCHEMA)
+            .localCheckpoint(eager=True)
+        )
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+        watcher.stop()
+    _write_tables(spark, root, results)
+    runs = results.drop("summaries").toPandas()  # one row per market
+    wall = time.perf_counter() - start
+    counts = runs["status"].value_counts().to_dict()
+    for status in ("success", "rejected", "failed"):
+        with_retries(lambda s=status: client.log_metric(parent, f"markets_{s}", counts.get(s, 0)), "log metric")
+    with_retries(lambda: client.log_metric(parent, "wall_s", wall), "log metric")
+    with_retries(lambda: client.set_terminated(parent, "FINISHED" if not counts.get("failed") else "FAILED"), "end run")
+    return TrainReport(parent, runs, wall)
+
+
+def _write_tables(spark: SparkSession, root: str | Path, results: DataFrame) -> None:
+    finished = results.withColumn("recorded_at", F.current_timestamp())
+    insert_new(spark, finished.drop("summaries"), table_path(root, "models", "model_runs"), MODEL_RUNS_KEY)
+    summaries = finished.filter(F.col("summaries").isNotNull()).select(
+        "training_run_id",
+        "run_date",
+        "brand",
+        "market",
+        "model_name",
+        "model_version",
+        F.explode(F.from_json("summaries", SUMMARY_TYPE)).alias("s"),
+        "recorded_at",
+    )
+    summaries = summaries.select(*[c for c in summaries.columns if c != "s"], "s.*")
+    insert_new(spark, summaries, table_path(root, "models", "posterior_summaries"), SUMMARIES_KEY)
+
+
+class _ProgressWatcher(threading.Thread):
+    """Prints a line for each child run that finishes, by polling MLflow (workers cannot print to the driver)."""
+
+    def __init__(self, client, experiment_id: str, parent: str, total: int, progress: Callable[[str], None]) -> None:
+        super().__init__(daemon=True)
+        self.client, self.experiment_id, self.parent, self.total, self.progress = (
+            client,
+            experiment_id,
+            parent,
+            total,
+            progress,
+        )
+        self.seen: set[str] = set()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(3.0):
+            self.poll()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
+        self.poll()
+
+    def poll(self) -> None:
+        try:
+            runs = self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent}'", max_results=10000
+            )
+        except Exception:  # progress is best effort; the final table is authoritative
+            return
+        for run in runs:
+            if run.info.status in ("FINISHED", "FAILED") and run.info.run_id not in self.seen:
+                self.seen.add(run.info.run_id)
+                m = run.data.metrics
+                detail = (
+                    f"R-hat {m['max_rhat']:.3f}, ESS {m['min_ess_bulk']:.0f}, {m.get('timing.wall_s', 0):.1f} s fit"
+                    if "max_rhat" in m
+                    else run.data.tags.get("error", "")[:120]
+                )
+                self.progress(
+                    f"  [{len(self.seen)}/{self.total}] {run.info.run_name} {run.info.status.lower()}: {detail}"
+                )
