@@ -30,7 +30,7 @@ from pipelines.config import BrandConfig, MlflowSettings, PlatformConfig, Qualit
 from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pymc_marketing"
-AS_OF = dt.date(2025, 7, 1)
+AS_OF = dt.date(2026, 1, 5)
 
 
 def real_brand_landing(landing: Path) -> BrandConfig:
