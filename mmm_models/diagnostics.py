@@ -25,8 +25,10 @@ class Diagnostics:
     min_bfmi: float
     r2_train: float
     mape_train: float
+    wape_train: float
     r2_holdout: float | None
     mape_holdout: float | None
+    wape_holdout: float | None
     holdout_weeks: int
 
     def to_dict(self) -> dict[str, float | int | None]:
@@ -54,8 +56,10 @@ def diagnose(model: FittedModel) -> Diagnostics:
         min_bfmi=float(np.min(bfmi)),
         r2_train=r_squared(observed[train], expected[train]),
         mape_train=mape(observed[train], expected[train]),
+        wape_train=wape(observed[train], expected[train]),
         r2_holdout=r_squared(observed[holdout], expected[holdout]) if has_holdout else None,
         mape_holdout=mape(observed[holdout], expected[holdout]) if has_holdout else None,
+        wape_holdout=wape(observed[holdout], expected[holdout]) if has_holdout else None,
         holdout_weeks=model.settings.holdout_weeks,
     )
 
@@ -73,3 +77,13 @@ def mape(observed: np.ndarray, predicted: np.ndarray) -> float:
     """Mean absolute percentage error, over weeks with a non-zero observation (gaps left out)."""
     nonzero = (observed != 0) & ~np.isnan(observed)
     return float(np.mean(np.abs((observed[nonzero] - predicted[nonzero]) / observed[nonzero])))
+
+
+def wape(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """Weighted absolute percentage error: sum |error| / sum |observed| (gaps left out).
+
+    Unlike MAPE it stays meaningful when some weeks are close to zero.
+    """
+    known = ~np.isnan(observed)
+    total = np.abs(observed[known]).sum()
+    return float(np.abs(observed[known] - predicted[known]).sum() / total) if total > 0 else float("nan")

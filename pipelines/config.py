@@ -144,7 +144,10 @@ class GateSettings(BaseModel):
     max_rhat: float = 1.01
     min_ess_bulk: float = 400
     max_divergences: int = 0
-    max_holdout_mape: float = 0.25
+    max_holdout_wape_ratio: float = Field(
+        1.5, gt=0, description="holdout WAPE / in-sample WAPE: does the model forecast as well as it fits?"
+    )
+    max_holdout_mape: float | None = Field(None, gt=0, description="optional absolute ceiling; off by default")
     auto_promote: bool = True
 
 

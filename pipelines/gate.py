@@ -40,7 +40,12 @@ def _check(name: str, value: float | None, rule: str, threshold: float) -> GateC
 def evaluate_gate(diagnostics: dict[str, float | None], gate: GateSettings) -> list[GateCheck]:
     """Convergence and holdout checks from a run's diagnostics (``mmm_models.diagnostics`` field names).
 
-    Without held-out weeks the holdout check is not applicable and is left out, rather than passed.
+    The holdout check compares the error on held-out weeks with the error in sample (WAPE, which,
+    unlike MAPE, survives weeks near zero). A ratio, not an absolute level, because markets differ in
+    how noisy they are: a model that forecasts its holdout about as well as it fits its history is
+    fine even where the noise is large. For i.i.d. noise the ratio's spread over 13 weeks is about
+    0.2, so the default of 1.5 is a ~2.5-sd band. An absolute MAPE ceiling can be added by config.
+    Without held-out weeks the holdout checks are not applicable and are left out, rather than passed.
     """
     checks = [
         _check("max_rhat", diagnostics.get("max_rhat"), "<=", gate.max_rhat),
@@ -48,7 +53,11 @@ def evaluate_gate(diagnostics: dict[str, float | None], gate: GateSettings) -> l
         _check("divergences", diagnostics.get("divergences"), "<=", gate.max_divergences),
     ]
     if diagnostics.get("holdout_weeks"):
-        checks.append(_check("holdout_mape", diagnostics.get("mape_holdout"), "<=", gate.max_holdout_mape))
+        holdout, train = diagnostics.get("wape_holdout"), diagnostics.get("wape_train")
+        ratio = holdout / train if holdout is not None and train else None
+        checks.append(_check("holdout_wape_ratio", ratio, "<=", gate.max_holdout_wape_ratio))
+        if gate.max_holdout_mape is not None:
+            checks.append(_check("holdout_mape", diagnostics.get("mape_holdout"), "<=", gate.max_holdout_mape))
     return checks
 
 

@@ -98,7 +98,16 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         result.update(
             {
                 k: diagnostics[k]
-                for k in ("max_rhat", "min_ess_bulk", "r2_train", "mape_train", "r2_holdout", "mape_holdout")
+                for k in (
+                    "max_rhat",
+                    "min_ess_bulk",
+                    "r2_train",
+                    "mape_train",
+                    "wape_train",
+                    "r2_holdout",
+                    "mape_holdout",
+                    "wape_holdout",
+                )
             }
         )
         result["divergences"] = int(diagnostics["divergences"])

@@ -49,7 +49,7 @@ class TrainReport:
         return len(self.runs) > 0 and self.count("success") == len(self.runs)
 
     def table(self) -> str:
-        """Market, status, R-hat, ESS, divergences, holdout MAPE, seconds, version and any error."""
+        """Market, status, R-hat, ESS, divergences, holdout WAPE and MAPE, seconds, version and any error."""
         shown = self.runs.assign(market=self.runs["brand"] + "/" + self.runs["market"])[
             [
                 "market",
@@ -57,6 +57,7 @@ class TrainReport:
                 "max_rhat",
                 "min_ess_bulk",
                 "divergences",
+                "wape_holdout",
                 "mape_holdout",
                 "total_seconds",
                 "model_version",
@@ -66,6 +67,7 @@ class TrainReport:
             columns={
                 "max_rhat": "rhat",
                 "min_ess_bulk": "ess",
+                "wape_holdout": "holdout_wape",
                 "mape_holdout": "holdout_mape",
                 "total_seconds": "seconds",
             }

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mmm_models import analysis
-from mmm_models.diagnostics import diagnose
+from mmm_models.diagnostics import diagnose, mape, wape
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,10 @@ def test_diagnostics_report_holdout(quick_example_fit) -> None:
     assert d.divergences == int(idata.sample_stats["diverging"].sum())
     assert d.max_rhat == pytest.approx(float(az.rhat(idata).to_array().max()), abs=0.005)  # summary rounds to 2 dp
     assert d.min_ess_bulk == pytest.approx(float(az.ess(idata, method="bulk").to_array().min()), rel=0.01)
+
+
+def test_wape_survives_weeks_near_zero_where_mape_explodes() -> None:
+    observed = np.array([100.0, 0.5, 120.0, np.nan])  # a week near zero, and a gap
+    predicted = np.array([110.0, 10.0, 110.0, 90.0])
+    assert wape(observed, predicted) == pytest.approx((10 + 9.5 + 10) / 220.5)
+    assert mape(observed, predicted) > 6  # 1900% on the near-zero week dominates
