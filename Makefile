@@ -31,6 +31,9 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/recovery.py
 	$(VENV)/bin/python benchmarks/optimizer.py
 	$(VENV)/bin/python benchmarks/calibration.py
+	$(VENV)/bin/python benchmarks/pipeline_scale.py
+	$(VENV)/bin/python benchmarks/train_scale.py
+	$(VENV)/bin/python benchmarks/train_end_to_end.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -48,19 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("jax", "pymc", "pytensor", "arviz", "numba", "great_expectations", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command == "fit":
-        return fit_market.run(args)
-    if args.command == "generate-raw":
-        return pipeline.generate(args)
-    if args.command == "pipeline":
-        return pipeline.pipeline(args)
-    if args.command == "train":
-        return train.train(args)
-    if args.command == "promote":
-        return train.promote_command(args)
-    if args.command == "ui":
-        return train.ui(args)
-    return 2
+    handlers = {
+        "fit": fit_market.run,
+        "generate-raw": pipeline.generate,
+        "pipeline": pipeline.pipeline,
+        "train": train.train,
+        "promote": train.promote_command,
+        "ui": train.ui,
+    }
+    return handlers[args.command](args)
 
 
 if __name__ == "__main__":

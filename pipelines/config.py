@@ -135,6 +135,12 @@ class TrainingSettings(BaseModel):
     seed: int = 0
     compile_dir: str = Field("/tmp/mmm-pytensor", description="each Spark Python worker compiles in its own subfolder")
 
+    def fit_settings(self):  # -> mmm_models.fitting.FitSettings (imported here: it loads JAX)
+        """The sampler settings of ``mmm_models`` that these training settings stand for."""
+        from mmm_models.fitting import FitSettings
+
+        return FitSettings(**self.model_dump(exclude={"unit", "compile_dir"}))
+
 
 class GateSettings(BaseModel):
     """The promotion gate: a version that breaks any threshold gets no alias."""

@@ -60,7 +60,8 @@ def insert_new(spark: SparkSession, frame: DataFrame, path: str, keys: tuple[str
         frame.write.format("delta").save(path)
         return
     on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    DeltaTable.forPath(spark, path).alias("t").merge(frame.alias("s"), on).whenNotMatchedInsertAll().execute()
+    table = DeltaTable.forPath(spark, path).alias("t")
+    table.merge(frame.alias("s"), on).withSchemaEvolution().whenNotMatchedInsertAll().execute()  # new columns: added
 
 
 def ensure_table(spark: SparkSession, path: str, schema: str) -> None:

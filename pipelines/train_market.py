@@ -18,7 +18,6 @@ import pandas as pd
 from mmm_models import analysis, fitting
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
-from mmm_models.fitting import FitSettings
 from mmm_models.outputs import write_outputs
 from mmm_models.spec import ModelSpec
 from pipelines.config import BrandConfig, GateSettings, TrainingSettings
@@ -78,23 +77,15 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         brand_config = BrandConfig.model_validate(job.brands[brand])
         training, gate = settings_for(job, brand, market)
         spec = brand_config.spec()
-        settings = FitSettings(
-            sampler=training.sampler,
-            chains=training.chains,
-            draws=training.draws,
-            tune=training.tune,
-            target_accept=training.target_accept,
-            seed=training.seed,
-            holdout_weeks=training.holdout_weeks,
-        )
-        model = fit(
-            spec, market_frame(rows, brand_config, spec), settings, market=f"{brand}/{market}", allow_target_gaps=True
-        )
+        frame = market_frame(rows, brand_config, spec)
+        model = fit(spec, frame, training.fit_settings(), market=f"{brand}/{market}", allow_target_gaps=True)
         result["fit_seconds"] = model.timings["wall_s"]
         result["compiled"] = bool(model.timings["compiled"])
+        clock = time.perf_counter()
         diagnostics = diagnose(model).to_dict()
         checks = evaluate_gate(diagnostics, gate)
         summary = analysis.channel_summary(model)
+        result["summary_seconds"] = time.perf_counter() - clock
         result.update(
             {
                 k: diagnostics[k]
@@ -113,7 +104,9 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         result["divergences"] = int(diagnostics["divergences"])
         result["gate"] = json.dumps({c.name: c.describe() for c in checks})
         result["summaries"] = json.dumps(summary_rows(summary))
+        clock = time.perf_counter()
         run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market)
+        result["tracking_seconds"] = time.perf_counter() - clock
         result.update(mlflow_run_id=run_id, model_version=version)
         failed = failures(checks)
         result["status"] = "rejected" if failed else "success"

@@ -19,7 +19,7 @@ RESULT_SCHEMA = (
     "gate string, mlflow_run_id string, model_name string, model_version string, weeks int, gap_weeks int, "
     "first_week date, last_week date, max_rhat double, min_ess_bulk double, divergences int, r2_train double, "
     "mape_train double, wape_train double, r2_holdout double, mape_holdout double, wape_holdout double, "
-    "fit_seconds double, total_seconds double, "
+    "fit_seconds double, summary_seconds double, tracking_seconds double, total_seconds double, "
     "compiled boolean, compilations int, worker string, summaries string"
 )
 

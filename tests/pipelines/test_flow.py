@@ -40,6 +40,10 @@ def counts(spark, root: Path) -> dict[str, int]:
     return {name: read(spark, root, layer, name).count() for layer, name in TABLES}
 
 
+def changes(inserted: int, updated: int, deleted: int) -> dict[str, int]:
+    return {"numTargetRowsInserted": inserted, "numTargetRowsUpdated": updated, "numTargetRowsDeleted": deleted}
+
+
 def last_merge(spark, root: Path, layer: str, name: str) -> dict[str, int]:
     entry = DeltaTable.forPath(spark, table_path(root, layer, name)).history(1).collect()[0]
     assert entry.operation == "MERGE"
@@ -125,9 +129,7 @@ def test_rerun_is_idempotent_a_new_day_adds_one_week_and_late_data_updates_its_w
     before = counts(spark, root)
     second = run_pipeline(spark, landing.folder, root, brands, AS_OF, **quiet)
     assert counts(spark, root) == before and second.run_key == first.run_key  # twice: no table changes size
-    assert last_merge(spark, root, "gold", "model_input") == dict.fromkeys(
-        ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted"), 0
-    )
+    assert last_merge(spark, root, "gold", "model_input") == changes(inserted=0, updated=0, deleted=0)
 
     spend_columns = ["date", "brand", "market", "channel", "campaign", "spend"]
     new_day = (pd.Timestamp(config.start) + pd.Timedelta(weeks=config.weeks)).date().isoformat()  # a Monday
@@ -150,16 +152,8 @@ def test_rerun_is_idempotent_a_new_day_adds_one_week_and_late_data_updates_its_w
         ["date", "brand", "market", "control", "value"],
     )
     run_pipeline(spark, landing.folder, root, brands, AS_OF, **quiet)
-    assert last_merge(spark, root, "silver", "weekly_spend") == {
-        "numTargetRowsInserted": 3,
-        "numTargetRowsUpdated": 0,
-        "numTargetRowsDeleted": 0,
-    }
-    assert last_merge(spark, root, "gold", "model_input") == {
-        "numTargetRowsInserted": 1,
-        "numTargetRowsUpdated": 0,
-        "numTargetRowsDeleted": 0,
-    }
+    assert last_merge(spark, root, "silver", "weekly_spend") == changes(inserted=3, updated=0, deleted=0)
+    assert last_merge(spark, root, "gold", "model_input") == changes(inserted=1, updated=0, deleted=0)
     model_input = read(spark, root, "gold", "model_input").toPandas().set_index("week_start")
     assert len(model_input) == config.weeks + 1
     new_week = model_input.loc[dt.date.fromisoformat(new_day)]
@@ -177,16 +171,8 @@ def test_rerun_is_idempotent_a_new_day_adds_one_week_and_late_data_updates_its_w
     write_csv(landing.folder / "spend", "acme_late.csv", late, spend_columns)
     previous = model_input.loc[week5.date()]
     run_pipeline(spark, landing.folder, root, brands, AS_OF, **quiet)
-    assert last_merge(spark, root, "silver", "weekly_spend") == {
-        "numTargetRowsInserted": 0,
-        "numTargetRowsUpdated": 2,
-        "numTargetRowsDeleted": 0,
-    }
-    assert last_merge(spark, root, "gold", "model_input") == {
-        "numTargetRowsInserted": 0,
-        "numTargetRowsUpdated": 1,
-        "numTargetRowsDeleted": 0,
-    }
+    assert last_merge(spark, root, "silver", "weekly_spend") == changes(inserted=0, updated=2, deleted=0)
+    assert last_merge(spark, root, "gold", "model_input") == changes(inserted=0, updated=1, deleted=0)
     updated = read(spark, root, "gold", "model_input").toPandas().set_index("week_start").loc[week5.date()]
     assert updated.spend_search == pytest.approx(previous.spend_search + 500.0, rel=1e-12)
     assert updated.spend_social == pytest.approx(previous.spend_social + 250.0, rel=1e-12)
