@@ -210,7 +210,11 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
         F.when(superseded, F.concat(F.lit("restated by a later file: "), F.col("_latest")))
         .when(duplicate, F.lit(f"duplicate record: same {', '.join(source.record_key)} in one file"))
         .otherwise(F.col("_reason")),
-    ).select(*typed.columns[:-2], F.coalesce("_key_check", "_check").alias("_check"), "_reason")
+    ).select(
+        *[c for c in typed.columns if c not in ("_check", "_reason")],
+        F.coalesce("_key_check", "_check").alias("_check"),
+        "_reason",
+    )
 
 
 def build_weekly(
