@@ -25,7 +25,7 @@ from pipelines.gold import MarketStatus, build_model_input
 from pipelines.ingest import BRONZE_TABLES, REQUIRED_COLUMNS, IngestReport, ingest_source
 from pipelines.quality import Check, Outcome, validate, write_dq_results
 from pipelines.silver import SOURCES, StageReport, build_weekly, record_checks, weekly_checks
-from pipelines.tables import QUARANTINE_SCHEMA, ensure_table, table_path
+from pipelines.tables import QUARANTINE_SCHEMA, ensure_table, latest_commit, table_path
 
 INGESTED_SOURCES = ("spend", "sales", "controls", "lift_tests")
 
@@ -134,11 +134,9 @@ def run_pipeline(
 
 def run_key(spark: SparkSession, root: str | Path, as_of: dt.date) -> str:
     """``as_of`` plus each bronze table's Delta version: the same inputs give the same key."""
-    from delta.tables import DeltaTable
-
     parts = [f"as_of={as_of.isoformat()}"]
     for name in BRONZE_TABLES.values():
         path = table_path(root, "bronze", name)
         if Path(path).exists():
-            parts.append(f"{name}@{DeltaTable.forPath(spark, path).history(1).collect()[0]['version']}")
+            parts.append(f"{name}@{latest_commit(spark, path)['version']}")
     return ";".join(parts)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.tables import QUARANTINE_SCHEMA, is_delta, table_path, write_quarantine
+from pipelines.tables import QUARANTINE_SCHEMA, is_delta, latest_commit, table_path, write_quarantine
 
 REQUIRED_COLUMNS = {
     "spend": ["date", "brand", "market", "channel", "campaign", "spend"],
@@ -134,10 +134,7 @@ def ingest_source(
 
 def last_write_rows(spark: SparkSession, path: str) -> int:
     """Rows written by the table's latest commit, from Delta's own operation metrics (no second scan)."""
-    from delta.tables import DeltaTable
-
-    metrics = DeltaTable.forPath(spark, path).history(1).collect()[0]["operationMetrics"]
-    return int(metrics["numOutputRows"])
+    return int(latest_commit(spark, path)["operationMetrics"]["numOutputRows"])
 
 
 def _known_hashes(spark: SparkSession, bronze: str) -> set[str]:

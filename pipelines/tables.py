@@ -29,6 +29,13 @@ def is_delta(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
+def latest_commit(spark: SparkSession, path: str):
+    """The Delta table's newest history entry (version, operation, operationMetrics...)."""
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, path).history(1).collect()[0]
+
+
 def sync_merge(spark: SparkSession, frame: DataFrame, path: str, keys: list[str], values: list[str]) -> int:
     """Make the table at ``path`` equal ``frame`` (by ``keys``) through one MERGE; returns its row count."""
     from delta.tables import DeltaTable

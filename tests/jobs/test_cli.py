@@ -7,6 +7,8 @@ from pathlib import Path
 from jobs.cli import main
 from tests.conftest import EXAMPLE_CSV, EXAMPLE_SPEC
 
+SHORT_CHAINS = ["--chains", "2", "--draws", "300", "--tune", "300"]  # quick, enough for a report
+
 
 def test_fit_prints_report_and_writes_outputs(tmp_path: Path, capsys) -> None:
     status = main(
@@ -16,12 +18,7 @@ def test_fit_prints_report_and_writes_outputs(tmp_path: Path, capsys) -> None:
             str(EXAMPLE_SPEC),
             "--data",
             str(EXAMPLE_CSV),
-            "--chains",
-            "2",
-            "--draws",
-            "300",
-            "--tune",
-            "300",
+            *SHORT_CHAINS,
             "--seed",
             "1",
             "--holdout-weeks",
@@ -77,12 +74,7 @@ def test_fit_with_lift_tests_reports_them(tmp_path: Path, capsys) -> None:
             str(tmp_path / "market.csv"),
             "--lift-tests",
             str(tmp_path / "lift.csv"),
-            "--chains",
-            "2",
-            "--draws",
-            "300",
-            "--tune",
-            "300",
+            *SHORT_CHAINS,
         ]
     )
     assert status == 0
