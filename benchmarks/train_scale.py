@@ -55,7 +55,7 @@ def platform_for(workdir: Path) -> PlatformConfig:
         mlflow=MlflowSettings(
             tracking_uri=f"sqlite:///{workdir}/mlflow.db", artifact_location=str(workdir / "artifacts")
         ),
-        training=TrainingSettings(target_accept=0.95, compile_dir=str(workdir / "pytensor")),
+        training=TrainingSettings(compile_dir=str(workdir / "pytensor")),
     )
 
 

@@ -1,6 +1,7 @@
 """Names of model variables and dimensions, kept in one place."""
 
 INTERCEPT = "intercept"
+MEAN_LEVEL = "mean_level"  # the mean of mu over the observed weeks; the intercept derives from it
 TREND_COEF = "trend_coef"
 FOURIER_COEF = "fourier_coef"
 CONTROL_COEF = "control_coef"

@@ -52,7 +52,8 @@ def build_model(spec: ModelSpec, design: Design, lift: LiftDesign | None = None)
     with pm.Model(coords=model_coords(spec, layout)) as model:
         data = {name: pm.Data(name, value) for name, value in model_data(spec, design, lift).items()}
         params: dict[str, pt.TensorVariable] = {}
-        params[C.INTERCEPT] = spec.intercept_prior.create_variable(C.INTERCEPT)
+        level = spec.intercept_prior.create_variable(C.MEAN_LEVEL)
+        params[C.INTERCEPT] = pt.zeros(())  # placeholder until the level is known, see below
         if spec.trend.type != "none":
             trend_priors = [spec.trend.slope_prior] + [spec.trend.changepoint_prior] * spec.trend.changepoints
             params[C.TREND_COEF] = stacked_variable(C.TREND_COEF, trend_priors, C.TREND_TERM)
@@ -76,7 +77,13 @@ def build_model(spec: ModelSpec, design: Design, lift: LiftDesign | None = None)
         coef = pt.where(derived, effect * data["effect_scale"] / pt.maximum(saturation_total, 1e-9), effect)
         params[C.CHANNEL_COEF] = pm.Deterministic(C.CHANNEL_COEF, coef, dims=C.CHANNEL)
 
-        mu = sum(baseline_components(pt, data, params).values()) + (saturated * coef).sum(axis=-1)
+        # The sampler moves the mean level of mu over the observed weeks, not the intercept: an
+        # always-on channel near saturation or a slowly moving control is almost a constant, and
+        # would otherwise trade off against the intercept along a long, curved ridge.
+        rest = sum(baseline_components(pt, data, params).values()) + (saturated * coef).sum(axis=-1)
+        weights = data["mask"] / pt.maximum(data["mask"].sum(), 1.0)
+        params[C.INTERCEPT] = pm.Deterministic(C.INTERCEPT, level - (rest * weights).sum())
+        mu = rest + params[C.INTERCEPT]
         sigma = spec.target.noise_prior.create_variable(C.NOISE_SIGMA)
         if spec.target.likelihood == "student_t":
             nu = spec.target.nu_prior.create_variable(C.NOISE_NU)
