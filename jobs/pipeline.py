@@ -18,6 +18,7 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--markets", type=int, default=4, help="markets per brand")
     generate.add_argument("--weeks", type=int, default=156)
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--lift-tests", action="store_true", help="also write one go-dark lift test per channel")
     generate.add_argument(
         "--inject", nargs="*", default=[], choices=[*BAD_INPUTS, "all"], help="bad inputs to add on purpose"
     )
@@ -38,7 +39,10 @@ def generate(args: argparse.Namespace) -> int:
         print(f"error: at most {len(MARKET_NAMES)} markets per brand", file=sys.stderr)
         return 2
     config = RawDataConfig(
-        markets={brand: list(MARKET_NAMES[: args.markets]) for brand in args.brands}, weeks=args.weeks, seed=args.seed
+        markets={brand: list(MARKET_NAMES[: args.markets]) for brand in args.brands},
+        weeks=args.weeks,
+        seed=args.seed,
+        lift_tests=args.lift_tests,
     )
     inject = BAD_INPUTS if "all" in args.inject else tuple(args.inject)
     landing = generate_raw_landing(args.out, config, inject=inject)

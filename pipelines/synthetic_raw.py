@@ -4,7 +4,8 @@ Each brand x market is drawn by ``mmm_models.simulator``; its weekly spend is sp
 channel names (the brand's taxonomy maps several raw names to one model channel) and campaigns, and
 its weekly sales into days, so that aggregating the raw files back to Monday weeks gives the
 simulated weekly data exactly. Files land in one folder per source (``spend/``, ``sales/``,
-``controls/``), one CSV per brand and batch. ``inject`` adds each kind of bad input on purpose.
+``controls/``, and ``lift_tests/`` when asked for: one go-dark geo test per channel and market,
+generated from the truth), one CSV per brand and batch. ``inject`` adds each kind of bad input on purpose.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmm_models.simulator import SimulationConfig, simulate_market
+from mmm_models.simulator import SimulationConfig, simulate_lift_tests, simulate_market
 from pipelines.config import BrandConfig, QualityLimits
+from pipelines.ingest import REQUIRED_COLUMNS
+
+LIFT_TEST_COLUMNS = REQUIRED_COLUMNS["lift_tests"]
 
 BAD_INPUTS = (
     "negative_spend",
@@ -45,6 +49,7 @@ class RawDataConfig:
     weeks: int = 104
     start: str = "2023-01-02"  # a Monday
     seed: int = 0
+    lift_tests: bool = False  # also write lift_tests/: one honest go-dark test per channel and market
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class RawLanding:
     folder: Path
     weekly: dict[tuple[str, str], pd.DataFrame]
     roas: dict[tuple[str, str], dict[str, float]]
+    lift_tests: pd.DataFrame | None = None  # with the true lift behind each observed one
 
 
 def generate_raw_landing(
@@ -65,16 +71,20 @@ def generate_raw_landing(
     if unknown:
         raise ValueError(f"unknown bad inputs {unknown}; choose from {list(BAD_INPUTS)}")
     folder = Path(folder)
-    for source in ("spend", "sales", "controls"):
+    sources = ("spend", "sales", "controls", "lift_tests") if config.lift_tests else ("spend", "sales", "controls")
+    for source in sources:
         (folder / source).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
-    weekly, roas = {}, {}
+    weekly, roas, lift_tests = {}, {}, []
     for b, (brand, markets) in enumerate(config.markets.items()):
         spend_rows, sales_rows, control_rows = [], [], []
         for m, market in enumerate(markets):
             sim_config = SimulationConfig(weeks=config.weeks, channels=tuple(config.taxonomy), start=config.start)
             simulated = simulate_market(sim_config, seed=config.seed * 1000 + b * 100 + m)
             weekly[(brand, market)], roas[(brand, market)] = simulated.data, simulated.truth.roas
+            if config.lift_tests:
+                tests = simulate_lift_tests(simulated, seed=config.seed * 1000 + b * 100 + m)
+                lift_tests.append(tests.assign(brand=brand, market=market))
             for _, week in simulated.data.iterrows():
                 days = week["date"] + pd.to_timedelta(np.arange(7), "D")
                 day_share = rng.dirichlet(np.full(7, 5.0))
@@ -109,7 +119,12 @@ def generate_raw_landing(
         (folder / "spend" / "corrupt.csv").write_bytes(bytes(range(256)) * 8)
     truth = {f"{b}/{m}": r for (b, m), r in roas.items()}
     (folder / "truth_roas.json").write_text(json.dumps(truth, indent=2))
-    return RawLanding(folder=folder, weekly=weekly, roas=roas)
+    tests = pd.concat(lift_tests, ignore_index=True) if lift_tests else None
+    if tests is not None:
+        for brand, rows in tests.groupby("brand"):
+            landing = rows.assign(start=rows["start"].dt.date.astype(str), end=rows["end"].dt.date.astype(str))
+            landing[LIFT_TEST_COLUMNS].to_csv(folder / "lift_tests" / f"{brand}_lift_tests.csv", index=False)
+    return RawLanding(folder=folder, weekly=weekly, roas=roas, lift_tests=tests)
 
 
 def _inject(

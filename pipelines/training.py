@@ -23,11 +23,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig, PlatformConfig
-from pipelines.tables import insert_new, table_path
+from pipelines.tables import insert_new, latest_commit, table_path
 from pipelines.tracking import ensure_experiment, resolve_uris, with_retries
 from pipelines.train_worker import RESULT_SCHEMA, TrainJob, fit_group_function
 
 MODEL_RUNS_KEY = ("training_run_id", "brand", "market")
+INPUT_TABLE = ("gold", "model_input")
 SUMMARIES_KEY = ("training_run_id", "brand", "market", "channel", "metric")
 SUMMARY_TYPE = "array<struct<channel:string,metric:string,mean:double,sd:double,hdi_low:double,hdi_high:double>>"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -121,10 +122,10 @@ def train(
     experiment_id = ensure_experiment(tracking, platform.mlflow.experiment, artifacts)
     client = MlflowClient(tracking, registry)
     frame, included = modelling_input(spark, root, markets)
+    input_version = latest_commit(spark, table_path(root, *INPUT_TABLE))["version"]
+    tags = {"job": "train", "run_date": str(run_date), "input_version": str(input_version)}
     parent = with_retries(
-        lambda: client.create_run(
-            experiment_id, run_name=f"train {run_date}", tags={"job": "train", "run_date": str(run_date)}
-        ),
+        lambda: client.create_run(experiment_id, run_name=f"train {run_date}", tags=tags),
         "create parent run",
     ).info.run_id
     for key, value in {
@@ -166,6 +167,7 @@ def train(
         for key, value in saved.items():
             spark.conf.set(key, value)
         watcher.stop()
+    results = results.withColumn("input_version", F.lit(input_version).cast("long"))
     _write_tables(spark, root, results)
     runs = results.drop("summaries").toPandas()  # one row per market
     wall = time.perf_counter() - start
@@ -175,6 +177,32 @@ def train(
     with_retries(lambda: client.log_metric(parent, "wall_s", wall), "log metric")
     with_retries(lambda: client.set_terminated(parent, "FINISHED" if not counts.get("failed") else "FAILED"), "end run")
     return TrainReport(parent, runs, wall)
+
+
+def previous_training(
+    spark: SparkSession, root: str | Path, run_date: dt.date, markets: list[str] | None = None
+) -> str | None:
+    """The training run that already fitted today's ``model_input`` for ``run_date``, if there is one.
+
+    The weekly flow uses it to stay idempotent: a rerun on the same data and date reuses that run's
+    versions instead of registering new ones. (``mmm train`` itself always fits anew.)
+    """
+    runs_path = table_path(root, "models", "model_runs")
+    if not Path(runs_path).exists():
+        return None
+    version = latest_commit(spark, table_path(root, *INPUT_TABLE))["version"]
+    runs = spark.read.format("delta").load(runs_path)
+    if "input_version" not in runs.columns:
+        return None
+    done = (
+        runs.filter((F.col("run_date") == F.lit(run_date)) & (F.col("input_version") == version))
+        .groupBy("training_run_id")
+        .agg(F.collect_set(F.concat_ws("/", "brand", "market")).alias("markets"), F.max("recorded_at").alias("at"))
+        .orderBy(F.desc("at"))
+        .collect()
+    )
+    wanted = set(markets or modelling_input(spark, root)[1])
+    return next((row.training_run_id for row in done if wanted <= set(row.markets)), None)
 
 
 def _write_tables(spark: SparkSession, root: str | Path, results: DataFrame) -> None:

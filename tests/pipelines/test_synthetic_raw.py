@@ -52,3 +52,18 @@ def test_every_bad_input_can_be_injected(tmp_path: Path) -> None:
 def test_unknown_bad_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown bad inputs"):
         generate_raw_landing(tmp_path, SMALL, inject=("gremlins",))
+
+
+def test_lift_tests_follow_the_landing_contract_and_the_truth(tmp_path: Path) -> None:
+    config = RawDataConfig(markets={"acme": ["DE", "FR"]}, weeks=60, lift_tests=True)
+    landing = generate_raw_landing(tmp_path, config)
+    written = pd.read_csv(tmp_path / "lift_tests" / "acme_lift_tests.csv", parse_dates=["start", "end"])
+    assert list(written.columns) == ["brand", "market", "channel", "start", "end", "spend_delta", "lift", "lift_se"]
+    assert len(written) == 2 * len(config.taxonomy)  # one test per channel and market
+    assert (written["start"].dt.dayofweek == 0).all() and (written["end"] > written["start"]).all()
+    assert (written["spend_delta"] < 0).all()  # go-dark tests remove spend, so the true lift is negative
+    truth = landing.lift_tests
+    assert (truth["true_lift"] < 0).all()
+    # Honest tests: the observed lift is the true one plus noise of the stated standard error (10%).
+    z = (truth["lift"] - truth["true_lift"]) / truth["lift_se"]
+    assert np.all(np.abs(z) < 4)
