@@ -96,7 +96,7 @@ def spark_training(master: str, workdir: Path, markets: int, only: list[str] | N
 
 
 def naive_loop(workdir: Path, markets: int) -> float:
-    """Seconds per market of a plain loop: fresh PyMC model and pm.sample per market (4 x 1000, cores=2)."""
+    """Seconds per market of a plain loop: fresh PyMC model and pm.sample per market (same draws, cores=2)."""
     import pymc as pm
     from pyspark.sql import SparkSession
 
@@ -108,6 +108,7 @@ def naive_loop(workdir: Path, markets: int) -> float:
     rows = spark.read.format("delta").load(str(workdir / "lake" / "gold" / "model_input")).toPandas()
     brands = brand_configs(raw_config(markets))
     keys = sorted({(r.brand, r.market) for r in rows.itertuples()})[:NAIVE_MARKETS]
+    sampler = platform_for(workdir).training
     start = time.perf_counter()
     for brand, market in keys:
         spec = brands[brand].spec()
@@ -115,7 +116,15 @@ def naive_loop(workdir: Path, markets: int) -> float:
         data = validate_market_frame(spec, frame, allow_target_gaps=True)
         design = build_design(spec, data, ScalingFactors.compute(spec, data), bucket=None)
         with build_model(spec, design):
-            pm.sample(draws=1000, tune=1000, chains=4, cores=2, random_seed=0, progressbar=False)
+            pm.sample(
+                draws=sampler.draws,
+                tune=sampler.tune,
+                chains=sampler.chains,
+                target_accept=sampler.target_accept,
+                cores=2,
+                random_seed=0,
+                progressbar=False,
+            )
         print(f"  naive loop: {brand}/{market} done at {time.perf_counter() - start:.0f} s", flush=True)
     return (time.perf_counter() - start) / len(keys)
 

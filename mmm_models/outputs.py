@@ -14,12 +14,17 @@ from mmm_models import analysis, persistence, plots
 from mmm_models.fitted import FittedModel
 
 
-def write_outputs(model: FittedModel, summary: pd.DataFrame, folder: Path) -> None:
-    """Saved model (``model/``), channel summary, decomposition, response and adstock curves, and plots."""
+def write_outputs(model: FittedModel, summary: pd.DataFrame, folder: Path, curve_draws: int | None = 1000) -> None:
+    """Saved model (``model/``), channel summary, decomposition, response and adstock curves, and plots.
+
+    ``curve_draws`` caps the posterior draws behind the response curves (a counterfactual per channel
+    and spend level): the training job passes fewer, since there the curves are for reading, not for
+    decisions (the optimizer recomputes them from the full posterior).
+    """
     folder = Path(folder)
     persistence.save(model, folder / "model")
     decomposition = analysis.decomposition(model)
-    curves = analysis.response_curves(model)
+    curves = analysis.response_curves(model, max_draws=curve_draws)
     summary.to_csv(folder / "channel_summary.csv", index=False)
     decomposition.to_csv(folder / "decomposition.csv", index=False)
     curves.to_csv(folder / "response_curves.csv", index=False)

@@ -8,12 +8,21 @@ it carries over through adstock.
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 ARTIFACT_KEY = "fitted_model"
+# What loading and predicting needs besides this project's ``mmm_models`` (pinned to what trained it).
+RUNTIME_PACKAGES = ("mlflow", "pymc", "pytensor", "arviz", "numpy", "pandas", "scipy", "xarray", "pydantic", "pyyaml")
+
+
+def runtime_requirements() -> list[str]:
+    """Pinned pip requirements of the pyfunc model; stating them spares MLflow inferring them (a model load)."""
+    return [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
 
 
 class MarketModel(mlflow.pyfunc.PythonModel):
