@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXAMPLE_DATA := ../shared/data/pymc_marketing/mmm_example.csv
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run fit-example test lint browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
+	$(VENV)/bin/mmm run --demo
+
+fit-example: $(STAMP)
 	$(VENV)/bin/mmm fit --spec conf/models/mmm_example.yaml --data $(EXAMPLE_DATA) \
 		--holdout-weeks 13 --output outputs/mmm_example
 
@@ -22,7 +25,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(STAMP) lint
+# The dashboard's browser test drives Debian's chromium (Playwright's own browser download is not used).
+browser:
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: $(STAMP) lint browser
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)
@@ -34,6 +41,9 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/pipeline_scale.py
 	$(VENV)/bin/python benchmarks/train_scale.py
 	$(VENV)/bin/python benchmarks/train_end_to_end.py
+	$(VENV)/bin/python benchmarks/monitoring_drift.py
+	$(VENV)/bin/python benchmarks/monitoring_calibration.py
+	$(VENV)/bin/python benchmarks/recommendations.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -4,7 +4,9 @@
 model, tables and plots to an output folder. ``mmm generate-raw`` writes synthetic landing files and
 ``mmm pipeline`` turns landing files into the weekly model-input Delta table. ``mmm train`` fits every
 modelled market on Spark, tracks and registers it in MLflow and promotes it through the gate;
-``mmm promote`` and ``mmm ui`` work on the registry.
+``mmm promote`` and ``mmm ui`` work on the registry; ``mmm recommend`` splits each market's next budget
+from its champion. ``mmm monitor`` checks the latest versions for drift, lift-test calibration and data
+drift and raises alerts; ``mmm dashboard`` writes (and can serve) the monitoring dashboard.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from jobs import fit_market, pipeline, train
+from jobs import fit_market, monitor, pipeline, recommend, retrain, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipeline.add_arguments(commands)
     train.add_arguments(commands)
+    recommend.add_arguments(commands)
+    monitor.add_arguments(commands)
+    retrain.add_arguments(commands)
     return parser
 
 
@@ -55,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         "train": train.train,
         "promote": train.promote_command,
         "ui": train.ui,
+        "recommend": recommend.recommend,
+        "monitor": monitor.monitor,
+        "dashboard": monitor.dashboard,
+        "run": retrain.run,
+        "serve": retrain.serve,
     }
     return handlers[args.command](args)
 

@@ -1,1 +1,1 @@
-"""monitoring package (see README)."""
+"""Monitoring: posterior drift between model versions, lift-test calibration, data drift, alerts, dashboard."""

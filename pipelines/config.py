@@ -9,6 +9,8 @@ the paths, the MLflow stores, the sampler settings and the promotion gate.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from mmm_models.spec import ModelSpec
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+ENVIRONMENT_VARIABLE = "MMM_ENVIRONMENT"  # picks the environment of a platform file with ``environments:``
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,42 @@ class QualityLimits(BaseModel):
 
     min_history_weeks: int = Field(52, ge=1, description="weeks with sales needed before a market is modelled")
     max_gap_weeks: int = Field(4, ge=0, description="weeks without sales (or a control) a market may have")
+
+
+class ChannelBudget(BaseModel):
+    """A channel's spend limits over the period, as multiples of its current spend (the run-rate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_factor: float = Field(0.5, ge=0, description="at least this x current spend")
+    max_factor: float = Field(2.0, ge=0, description="at most this x current spend")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ChannelBudget:
+        if self.min_factor > self.max_factor:
+            raise ValueError(f"min_factor {self.min_factor} is above max_factor {self.max_factor}")
+        return self
+
+
+class BudgetSettings(BaseModel):
+    """The budget question a brand's recommendations answer: how to split the next period's spend.
+
+    Current spend is the run-rate: mean weekly spend over the last ``run_rate_weeks`` x ``period_weeks``.
+    Bounds are relative to it, so a channel that spends nothing now is kept at nothing (say so in
+    ``channels`` with absolute numbers once there is a plan to start it).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    period_weeks: int = Field(13, ge=1, le=104, description="planning period: the next weeks")
+    run_rate_weeks: int = Field(13, ge=1, description="recent weeks whose mean weekly spend is the current spend")
+    total: float | None = Field(None, gt=0, description="budget over the period; default: current spend (run-rate)")
+    bounds: ChannelBudget = Field(default_factory=ChannelBudget, description="every channel's limits")
+    channels: dict[str, ChannelBudget] = Field(default_factory=dict, description="per-channel limits instead")
+    objective: Literal["mean", "mean_minus_sd", "cvar"] = "mean"
+
+    def bound(self, channel: str) -> ChannelBudget:
+        return self.channels.get(channel, self.bounds)
 
 
 class BrandConfig(BaseModel):
@@ -49,6 +88,7 @@ class BrandConfig(BaseModel):
     )
     quality: QualityLimits = Field(default_factory=QualityLimits)
     model_spec: str | None = Field(None, description="model spec YAML, relative to conf/; default: built from channels")
+    budget: BudgetSettings = Field(default_factory=BudgetSettings, description="the budget recommendations' question")
 
     @field_validator("taxonomy")
     @classmethod
@@ -69,6 +109,13 @@ class BrandConfig(BaseModel):
     def _target_is_a_measure(self) -> BrandConfig:
         if self.target not in self.measures:
             raise ValueError(f"target {self.target!r} is not one of the measures {self.measures}")
+        return self
+
+    @model_validator(mode="after")
+    def _budget_channels_known(self) -> BrandConfig:
+        unknown = sorted(set(self.budget.channels) - set(self.taxonomy))
+        if unknown:
+            raise ValueError(f"budget.channels names unknown channels {unknown}; the channels are {self.channels}")
         return self
 
     @property
@@ -164,6 +211,42 @@ class GateSettings(BaseModel):
     auto_promote: bool = True
 
 
+class MonitoringSettings(BaseModel):
+    """Thresholds of the monitoring alert rules (``monitoring.rules`` explains each default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_warning_sd: float = Field(2.0, gt=0, description="|mean shift| in champion sds that warns")
+    drift_critical_sd: float = Field(3.0, gt=0, description="|mean shift| that is critical when the HDIs also part")
+    drift_critical_max_overlap: float = Field(0.1, ge=0, le=1, description="90% HDI overlap at most this: HDIs part")
+    drift_metrics: list[Literal["roas", "contribution_share", "adstock_half_life", "half_saturation_spend"]] = Field(
+        default_factory=lambda: ["roas", "contribution_share", "adstock_half_life", "half_saturation_spend"]
+    )
+    max_draws: int = Field(1000, ge=100, description="posterior draws per version used for drift")
+    lift_warning_z: float = Field(2.5, gt=0, description="|z| of an observed lift against the model that warns")
+    lift_critical_z: float = Field(4.0, gt=0, description="|z| that is critical")
+    min_lift_coverage: float = Field(0.5, ge=0, le=1, description="share of a channel's tests inside the 90% interval")
+    min_tests_for_coverage: int = Field(3, ge=1, description="tests a channel needs before its coverage is judged")
+    recent_weeks: int = Field(13, ge=1, description="latest weeks compared with the training window (data drift)")
+    spend_mix_psi_warning: float = Field(0.25, gt=0, description="PSI of the spend mix that warns")
+    target_shift_warning_sd: float = Field(2.0, gt=0, description="|recent - training mean| / training sd that warns")
+
+    @model_validator(mode="after")
+    def _critical_beyond_warning(self) -> MonitoringSettings:
+        if self.drift_critical_sd < self.drift_warning_sd or self.lift_critical_z < self.lift_warning_z:
+            raise ValueError("critical thresholds must not be below the warning thresholds")
+        return self
+
+
+class RecommendSettings(BaseModel):
+    """How budget recommendations are made from each market's registered model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field("champion", min_length=1, description="the registry alias whose version is optimised")
+    max_draws: int = Field(1000, ge=100, description="posterior draws the optimiser averages over")
+
+
 class PlatformConfig(BaseModel):
     """Paths, tracking, training and gate settings for one environment."""
 
@@ -175,10 +258,41 @@ class PlatformConfig(BaseModel):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    recommend: RecommendSettings = Field(default_factory=RecommendSettings)
 
     @classmethod
-    def from_yaml(cls, path: str | Path = CONF_DIR / "platform.yaml") -> PlatformConfig:
-        return _load(cls, Path(path))
+    def from_yaml(cls, path: str | Path = CONF_DIR / "platform.yaml", environment: str | None = None) -> PlatformConfig:
+        """A platform file; one with ``environments:`` (``conf/databricks.yaml``) is a template per environment.
+
+        There ``environment`` (default: ``$MMM_ENVIRONMENT``, which the Databricks bundle sets to its target)
+        picks the names (catalog, schema...) filled into the ``platform:`` template's ``{placeholders}``.
+        """
+        return _load(cls, Path(path), lambda raw: _for_environment(raw, Path(path), environment))
+
+
+def _for_environment(raw: dict, path: Path, environment: str | None) -> dict:
+    if "environments" not in raw:
+        return raw
+    names = raw["environments"] or {}
+    environment = environment or os.environ.get(ENVIRONMENT_VARIABLE)
+    if environment not in names:
+        raise ConfigError(
+            f"{path}: environment {environment!r} is not one of {sorted(names)}; pass one or set {ENVIRONMENT_VARIABLE}"
+        )
+    values = {"environment": environment, **names[environment]}
+
+    def fill(node: object) -> object:
+        if isinstance(node, str):
+            return node.format(**values)
+        if isinstance(node, dict):
+            return {key: fill(value) for key, value in node.items()}
+        return [fill(item) for item in node] if isinstance(node, list) else node
+
+    try:
+        return fill(raw.get("platform") or {})
+    except KeyError as exc:
+        raise ConfigError(f"{path}: placeholder {exc} is not one of {sorted(values)}") from exc
 
 
 def load_brands(folder: str | Path = CONF_DIR / "brands") -> dict[str, BrandConfig]:
@@ -194,11 +308,12 @@ def load_brands(folder: str | Path = CONF_DIR / "brands") -> dict[str, BrandConf
     return {b.brand: b for b in brands}
 
 
-def _load(model: type[BaseModel], path: Path) -> BaseModel:
+def _load(model: type[BaseModel], path: Path, prepare: Callable[[dict], dict] | None = None) -> BaseModel:
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
     try:
-        return model.model_validate(yaml.safe_load(path.read_text()) or {})
+        raw = yaml.safe_load(path.read_text()) or {}
+        return model.model_validate(prepare(raw) if prepare else raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{path}: {problems}") from exc

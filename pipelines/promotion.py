@@ -1,8 +1,10 @@
 """The promotion step: aliases move only through the gate.
 
 For one training run (default: the latest), each ``success`` version becomes ``challenger``; with
-``auto_promote`` it also becomes ``champion``. A ``rejected`` version never gets an alias, and its
-gate tags say why. ``approve`` promotes a reviewed challenger by hand when ``auto_promote`` is off.
+``auto_promote`` it also becomes ``champion``, unless monitoring raised a critical alert on it (drift
+or a contradicted lift test, in ``outputs/alerts``): then it stays ``challenger`` until a reviewer
+approves it. A ``rejected`` version never gets an alias, and its gate tags say why. ``approve``
+promotes a reviewed challenger by hand.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import PlatformConfig
-from pipelines.tables import table_path
+from pipelines.tables import is_delta, table_path
 from pipelines.tracking import resolve_uris, with_retries
 from pipelines.training import PROJECT_ROOT
 
@@ -53,6 +55,7 @@ def promote(
         .filter(F.col("training_run_id") == training_run_id)
         .collect()  # one row per market
     )
+    critical = critical_alerts(spark, root)
     promotions = []
     for run in sorted(runs, key=lambda r: (r.brand, r.market)):
         if run.status == "failed" or run.model_version is None:
@@ -63,14 +66,33 @@ def promote(
                 Promotion(run.brand, run.market, run.model_name, run.model_version, f"no alias: {run.error}")
             )
             continue
-        aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote else [CHALLENGER]
+        held = critical.get((run.model_name, run.model_version), 0)
+        aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote and not held else [CHALLENGER]
         for alias in aliases:
             with_retries(
                 lambda a=alias, r=run: client.set_registered_model_alias(r.model_name, a, r.model_version), "set alias"
             )
         action = "champion (auto-promoted)" if platform.gate.auto_promote else "challenger (awaiting review)"
+        if held:
+            action = f"challenger (held back: {held} critical monitoring alerts; review, then approve)"
         promotions.append(Promotion(run.brand, run.market, run.model_name, run.model_version, action))
     return promotions
+
+
+def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:
+    """Critical monitoring alerts (``outputs/alerts``, written by ``mmm monitor``) per (model name, version)."""
+    path = table_path(root, "outputs", "alerts")
+    if not is_delta(spark, path):
+        return {}
+    rows = (
+        spark.read.format("delta")
+        .load(path)
+        .filter(F.col("severity") == "critical")
+        .groupBy("model_name", "challenger_version")
+        .count()
+        .collect()
+    )
+    return {(r.model_name, r.challenger_version): r["count"] for r in rows}
 
 
 def approve(platform: PlatformConfig, model_name: str) -> str:

@@ -1,0 +1,231 @@
+"""The weekly retraining flow on Prefect: pipeline -> train -> monitor -> promote -> recommend -> dashboard.
+
+Monitoring runs before promotion because the gate reads its alerts: a new version with a critical
+drift or lift-test alert stays ``challenger`` instead of becoming ``champion``.
+
+Each step is a Prefect task over the same importable functions that the ``mmm`` subcommands call, so
+the flow, the CLI and the Databricks job run one code path. Steps that touch external services
+(the MLflow store, the registry, Delta files) retry with backoff. A step that still fails stops the
+flow with a ``StepFailedError`` naming the step and the markets concerned; every step writes its tables
+with MERGE or insert-only on keys, so the tables stay consistent and a rerun picks up cleanly.
+
+A rerun for the same ``as_of`` is idempotent: the pipeline's MERGEs change nothing, training reuses
+the run that already fitted the same ``model_input`` version for that date, promotion re-applies the
+same verdicts, and recommendations and monitoring are keyed by run date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from pipelines.config import CONF_DIR, PlatformConfig, load_brands
+
+STEPS = ("pipeline", "train", "monitor", "promote", "recommend", "dashboard")
+RETRY_DELAYS = [10, 60]  # seconds: a store or file-system hiccup, then a longer wait
+
+
+class StepFailedError(RuntimeError):
+    """A flow step that failed after its retries; names the step and the markets it concerned."""
+
+    def __init__(self, step: str, markets: list[str], cause: BaseException) -> None:
+        scope = ", ".join(markets) if markets else "all markets"
+        super().__init__(f"step '{step}' failed for {scope}: {type(cause).__name__}: {cause}")
+        self.step, self.markets = step, markets
+
+
+@dataclass
+class RunContext:
+    """What every step needs; built once per flow run."""
+
+    as_of: dt.date
+    platform: PlatformConfig
+    brands: dict[str, Any]  # BrandConfig by name
+    landing: Path
+    lake: Path
+    dashboard: Path
+    progress: Callable[[str], None] = print
+    markets: list[str] = field(default_factory=list)  # brand/market names modelled this run
+
+    def spark(self) -> Any:
+        from pipelines.spark import get_spark
+
+        return get_spark("mmm-weekly-retrain")
+
+
+@dataclass
+class RetrainSummary:
+    """What a weekly run did, for the closing summary and for tests."""
+
+    as_of: dt.date
+    training_run_id: str | None = None
+    reused_training: bool = False
+    trained: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # market -> error or failed gate
+    promoted: list[str] = field(default_factory=list)
+    excluded: dict[str, str] = field(default_factory=dict)  # market -> why the pipeline held it back
+    recommendations: Any = None  # pandas rows of budget_recommendations for this run
+    alerts: Any = None  # pandas rows of the alerts raised this run
+    dashboard: Path | None = None
+    lake: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _step(name: str, retries: int) -> Callable:
+    """A Prefect task that turns any exception into ``StepFailedError`` naming the step (after its retries)."""
+
+    def decorate(function: Callable[[RunContext, RetrainSummary], None]) -> Callable:
+        @task(name=name, retries=retries, retry_delay_seconds=RETRY_DELAYS[:retries] or 0, cache_policy=NO_CACHE)
+        def run(context: RunContext, summary: RetrainSummary) -> None:
+            context.progress(f"== {name}")
+            start = time.perf_counter()
+            function(context, summary)
+            summary.seconds[name] = time.perf_counter() - start
+
+        run.step_name = name
+        return run
+
+    return decorate
+
+
+@_step("pipeline", retries=2)
+def pipeline_step(context: RunContext, summary: RetrainSummary) -> None:
+    """Ingest, quality and model input (one Spark pass, keyed by the run key)."""
+    from pipelines.flow import run_pipeline
+
+    spark = context.spark()
+    report = run_pipeline(spark, context.landing, context.lake, context.brands, context.as_of, context.progress)
+    summary.excluded = {f"{s.brand}/{s.market}": s.reason for s in report.excluded}
+    context.markets = sorted(f"{s.brand}/{s.market}" for s in report.statuses if s.status == "included")
+    if not context.markets:
+        raise RuntimeError("no market passed the data checks: " + "; ".join(summary.excluded.values()))
+
+
+@_step("train", retries=1)
+def train_step(context: RunContext, summary: RetrainSummary) -> None:
+    """Fit every modelled market, unless this date's model input was already fitted (idempotent rerun)."""
+    from pipelines.training import previous_training, train
+
+    spark = context.spark()
+    previous = previous_training(spark, context.lake, context.as_of, context.markets)
+    if previous is not None:
+        context.progress(f"model input already fitted for {context.as_of} by training run {previous}: reusing it")
+        summary.training_run_id, summary.reused_training = previous, True
+        runs = (
+            spark.read.format("delta")
+            .load(str(context.lake / "models" / "model_runs"))
+            .filter(f"training_run_id = '{previous}'")
+            .toPandas()
+        )
+    else:
+        report = train(spark, context.lake, context.brands, context.platform, context.as_of, progress=context.progress)
+        summary.training_run_id, runs = report.training_run_id, report.runs
+        context.progress(report.table())
+    names = runs["brand"] + "/" + runs["market"]
+    summary.trained = sorted(names[runs["status"] == "success"])
+    summary.failed = {
+        name: (row.error if row.status == "failed" else f"gate: {row.gate}")
+        for name, row in zip(names, runs.itertuples(), strict=True)
+        if row.status != "success"
+    }
+
+
+@_step("promote", retries=2)
+def promote_step(context: RunContext, summary: RetrainSummary) -> None:
+    """Apply the gate's verdicts as registry aliases (the same verdicts on a rerun)."""
+    from pipelines.promotion import promote
+
+    for p in promote(context.spark(), context.lake, context.platform, summary.training_run_id):
+        context.progress(f"  {p.brand}/{p.market}: {p.model_name} v{p.version or '-'} -> {p.action}")
+        if p.action == "champion":
+            summary.promoted.append(f"{p.brand}/{p.market}")
+
+
+@_step("recommend", retries=2)
+def recommend_step(context: RunContext, summary: RetrainSummary) -> None:
+    """Budget recommendations from every market's champion."""
+    from pipelines.recommendations import recommend
+
+    report = recommend(context.spark(), context.lake, context.brands, context.platform, context.as_of, context.progress)
+    summary.recommendations = report.rows
+
+
+@_step("monitor", retries=2)
+def monitor_step(context: RunContext, summary: RetrainSummary) -> None:
+    """Posterior drift, lift-test calibration, data drift and alerts, for the new versions (before promotion)."""
+    from monitoring.job import run_monitoring
+
+    report = run_monitoring(
+        context.spark(), context.lake, context.brands, context.platform, context.as_of, context.progress
+    )
+    summary.alerts = report.alerts
+    context.progress(report.summary())
+
+
+@_step("dashboard", retries=1)
+def dashboard_step(context: RunContext, summary: RetrainSummary) -> None:
+    """The self-contained HTML dashboard."""
+    from monitoring.dashboard import write_dashboard
+
+    summary.dashboard = write_dashboard(context.spark(), context.lake, context.platform, context.dashboard)
+
+
+STEP_TASKS = (pipeline_step, train_step, monitor_step, promote_step, recommend_step, dashboard_step)
+
+
+@flow(name="weekly-retrain", log_prints=True)
+def weekly_retrain(
+    as_of: str | None = None,
+    brands: list[str] | None = None,
+    environment: str = "local",
+    platform_file: str | None = None,
+) -> RetrainSummary:
+    """Run every step for ``as_of`` (default: today) over ``brands`` (default: all configured brands).
+
+    ``environment`` is ``local`` (``conf/platform.yaml``, the embedded defaults) or a target of
+    ``conf/databricks.yaml`` (``dev``, ``prod``); ``platform_file`` names another platform file.
+    """
+    context = build_context(as_of, brands, environment, platform_file)
+    summary = RetrainSummary(as_of=context.as_of, lake=context.lake)
+    for step in STEP_TASKS:
+        try:
+            step(context, summary)
+        except Exception as exc:
+            markets = context.markets if step.step_name != "pipeline" else []
+            raise StepFailedError(step.step_name, markets, exc) from exc
+    return summary
+
+
+def build_context(
+    as_of: str | None, brands: list[str] | None, environment: str, platform_file: str | None
+) -> RunContext:
+    """Config and paths for one run; unknown brands are an error, not an empty run."""
+    target = None if environment == "local" else environment
+    if platform_file:
+        platform = PlatformConfig.from_yaml(platform_file, environment=target)
+    else:
+        file = "platform.yaml" if target is None else "databricks.yaml"
+        platform = PlatformConfig.from_yaml(CONF_DIR / file, environment=target)
+    configured = load_brands(platform.brands)
+    if brands:
+        unknown = sorted(set(brands) - set(configured))
+        if unknown:
+            raise ValueError(f"unknown brands {unknown}; configured: {sorted(configured)}")
+        configured = {name: configured[name] for name in brands}
+    lake = Path(platform.lake)
+    return RunContext(
+        as_of=dt.date.fromisoformat(as_of) if as_of else dt.date.today(),
+        platform=platform,
+        brands=configured,
+        landing=Path(platform.landing),
+        lake=lake,
+        dashboard=lake.parent / "dashboard.html",
+        progress=lambda line: print(line, flush=True),
+    )

@@ -1,0 +1,233 @@
+"""The monitoring dashboard: one self-contained HTML file (Plotly, with plotly.js embedded: no CDN).
+
+It shows a drift heatmap (markets x channels, the largest |mean shift| in champion sds over the
+business metrics of each market's latest comparison), ROAS across model versions with 90% HDIs
+(``models/posterior_summaries``), observed against model lift with intervals (``lift_calibration``),
+the alerts, and the latest budget recommendations (``outputs/budget_recommendations``, when that
+table exists). ``serve`` shows the file on localhost.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import http.server
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from pyspark.sql import SparkSession
+
+from monitoring.tables import read
+from pipelines.config import PlatformConfig
+
+RECOMMENDATION_COLUMNS = [
+    "run_date",
+    "brand",
+    "market",
+    "channel",
+    "current_spend",
+    "recommended_spend",
+    "change_pct",
+    "expected_contribution_mean",
+    "expected_contribution_hdi_low",
+    "expected_contribution_hdi_high",
+    "roas",
+    "marginal_roas",
+    "model_version",
+]
+ALERT_COLUMNS = ["created_at", "severity", "rule", "brand", "market", "channel", "metric", "value", "threshold"]
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """The tables the dashboard shows, as pandas (any may be empty)."""
+
+    drift: pd.DataFrame
+    summaries: pd.DataFrame
+    calibration: pd.DataFrame
+    alerts: pd.DataFrame
+    recommendations: pd.DataFrame
+
+
+def load_data(spark: SparkSession, root: str | Path) -> DashboardData:
+    return DashboardData(
+        drift=read(spark, root, "outputs", "posterior_drift"),
+        summaries=read(spark, root, "models", "posterior_summaries"),
+        calibration=read(spark, root, "outputs", "lift_calibration"),
+        alerts=read(spark, root, "outputs", "alerts"),
+        recommendations=read(spark, root, "outputs", "budget_recommendations"),
+    )
+
+
+def write_dashboard(spark: SparkSession, root: str | Path, platform: PlatformConfig, path: str | Path) -> Path:
+    """Render the dashboard from the lake's tables into ``path`` (one HTML file); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(load_data(spark, root), title=f"MMM monitoring ({platform.mlflow.experiment})"))
+    return path
+
+
+def render(data: DashboardData, title: str = "MMM monitoring") -> str:
+    """The whole page: plotly.js once, then a section per view."""
+    sections = [
+        ("Posterior drift, latest comparison per market", _figure(drift_heatmap(data.drift), "drift-heatmap")),
+        ("ROAS across model versions (90% HDI)", _figure(roas_by_version(data.summaries), "roas-versions")),
+        ("Lift tests: observed against model (90% intervals)", _figure(lift_scatter(data.calibration), "lift")),
+        ("Alerts", alerts_table(data.alerts)),
+        ("Latest budget recommendations", recommendations_table(data.recommendations)),
+    ]
+    body = "\n".join(f"<section><h2>{html.escape(name)}</h2>\n{content}</section>" for name, content in sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+section {{ margin-bottom: 2em; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th {{ background: #f0f0f0; }}
+.critical {{ background: #fbd5d5; }} .warning {{ background: #fff2cc; }} .empty {{ color: #777; }}
+</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body><h1>{html.escape(title)}</h1>
+{body}
+</body></html>
+"""
+
+
+def _figure(figure: go.Figure | None, div_id: str) -> str:
+    if figure is None:
+        return '<p class="empty">no data yet</p>'
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def drift_heatmap(drift: pd.DataFrame) -> go.Figure | None:
+    """Markets x channels: the largest |mean shift| (champion sds) over the metrics of the latest comparison."""
+    if drift.empty:
+        return None
+    drift = drift.assign(market_name=drift["brand"] + "/" + drift["market"], shift=drift["mean_shift_sd"].abs())
+    version = drift["challenger_version"].astype(int)
+    drift = drift[version == version.groupby(drift["market_name"]).transform("max")]
+    worst = drift.loc[drift.groupby(["market_name", "channel"])["shift"].idxmax()]
+    values = worst.pivot(index="market_name", columns="channel", values="shift")
+    metric = worst.pivot(index="market_name", columns="channel", values="metric").reindex_like(values)
+    figure = go.Figure(
+        go.Heatmap(
+            z=values.to_numpy(),
+            x=list(values.columns),
+            y=list(values.index),
+            text=metric.fillna("").to_numpy(),
+            hovertemplate="%{y} %{x}: %{z:.2f} sd (%{text})<extra></extra>",
+            colorscale="Reds",
+            zmin=0,
+            zmax=max(4.0, float(values.max().max())),
+            colorbar={"title": "|shift| sd"},
+        )
+    )
+    figure.update_layout(height=max(260, 120 + 30 * len(values)), margin={"t": 20})
+    return figure
+
+
+def roas_by_version(summaries: pd.DataFrame) -> go.Figure | None:
+    """One line per market and channel: ROAS posterior mean by model version, with its 90% HDI as error bars."""
+    if summaries.empty:
+        return None
+    roas = summaries[(summaries["metric"] == "roas") & summaries["model_version"].notna()].copy()
+    if roas.empty:
+        return None
+    roas["version"] = roas["model_version"].astype(int)
+    figure = go.Figure()
+    for (brand, market, channel), rows in roas.sort_values("version").groupby(["brand", "market", "channel"]):
+        figure.add_trace(
+            go.Scatter(
+                x=rows["version"],
+                y=rows["mean"],
+                mode="lines+markers",
+                name=f"{brand}/{market} {channel}",
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["hdi_high"] - rows["mean"],
+                    "arrayminus": rows["mean"] - rows["hdi_low"],
+                },
+            )
+        )
+    figure.update_layout(xaxis_title="model version", yaxis_title="ROAS", xaxis={"dtick": 1}, margin={"t": 20})
+    return figure
+
+
+def lift_scatter(calibration: pd.DataFrame) -> go.Figure | None:
+    """Observed lift (+- its 90% interval) against the model's lift (90% HDI), per test, with the y = x line."""
+    if calibration.empty:
+        return None
+    latest = calibration.assign(version=calibration["model_version"].astype(int))
+    latest = latest[latest["version"] == latest.groupby(["brand", "market"])["version"].transform("max")]
+    figure = go.Figure()
+    for inside, rows in latest.groupby("inside_predictive_interval"):
+        figure.add_trace(
+            go.Scatter(
+                x=rows["model_lift_mean"],
+                y=rows["lift"],
+                mode="markers",
+                name="inside the 90% interval" if inside else "outside the 90% interval",
+                text=rows["brand"] + "/" + rows["market"] + " " + rows["channel"] + " v" + rows["model_version"],
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["model_lift_hdi_high"] - rows["model_lift_mean"],
+                    "arrayminus": rows["model_lift_mean"] - rows["model_lift_hdi_low"],
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["observed_high"] - rows["lift"],
+                    "arrayminus": rows["lift"] - rows["observed_low"],
+                },
+            )
+        )
+    low = float(min(latest["model_lift_hdi_low"].min(), latest["observed_low"].min()))
+    high = float(max(latest["model_lift_hdi_high"].max(), latest["observed_high"].max()))
+    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="y = x", line={"dash": "dot"}))
+    figure.update_layout(xaxis_title="model lift", yaxis_title="observed lift", margin={"t": 20})
+    return figure
+
+
+def alerts_table(alerts: pd.DataFrame) -> str:
+    """Newest first, critical before warning; each row tinted by severity, with the detail as its tooltip."""
+    if alerts.empty:
+        return '<p class="empty">no alerts</p>'
+    alerts = alerts.assign(order=(alerts["severity"] != "critical").astype(int))
+    alerts = alerts.sort_values(["created_at", "order"], ascending=[False, True])
+    header = "".join(f"<th>{c}</th>" for c in [*ALERT_COLUMNS, "versions", "detail"])
+    rows = []
+    for row in alerts.to_dict("records"):
+        versions = f"v{row['champion_version'] or '-'} -> v{row['challenger_version']}"
+        cells = [_cell(row[c]) for c in ALERT_COLUMNS] + [html.escape(versions), html.escape(str(row["detail"]))]
+        rows.append(f'<tr class="{html.escape(row["severity"])}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+
+
+def recommendations_table(recommendations: pd.DataFrame) -> str:
+    """The latest run's recommendation per market and channel, or a note that there are none yet."""
+    if recommendations.empty:
+        return '<p class="empty">no recommendations yet</p>'
+    latest = recommendations[recommendations["run_date"] == recommendations["run_date"].max()]
+    shown = latest[[c for c in RECOMMENDATION_COLUMNS if c in latest.columns]].sort_values(["brand", "market"])
+    return shown.to_html(index=False, float_format=lambda v: f"{v:,.3g}", na_rep="-", escape=True)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return html.escape("" if value is None else str(value))
+
+
+def serve(path: str | Path, port: int = 8050) -> None:
+    """Serve the dashboard's folder on http://127.0.0.1:``port``/ until interrupted."""
+    path = Path(path).resolve()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"dashboard on http://127.0.0.1:{port}/{path.name} (Ctrl-C stops it)", flush=True)
+        server.serve_forever()

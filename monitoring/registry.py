@@ -1,0 +1,69 @@
+"""Which model versions to compare, and their posteriors, from the MLflow registry.
+
+The version under review is the one a training run registered for a market. It is compared with the
+market's reference: the ``champion`` alias when that is another version, else (the new version was
+already auto-promoted) the latest earlier version that passed the gate. Each version's saved model
+(posterior NetCDF, spec, scaling) is the ``outputs/model`` artifact of its MLflow run, loaded back
+with ``mmm_models.persistence``: the draws themselves, not the summaries, so drift sees the whole
+posterior.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mmm_models import persistence
+from mmm_models.fitted import FittedModel
+from pipelines.promotion import CHAMPION
+from pipelines.tracking import with_retries
+
+MODEL_ARTIFACT = "outputs/model"
+
+
+@dataclass(frozen=True)
+class VersionPair:
+    """One market's version under review and the version it is compared with (None: its first version)."""
+
+    brand: str
+    market: str
+    model_name: str
+    challenger_version: str
+    challenger_run_id: str
+    champion_version: str | None
+    champion_run_id: str | None
+
+
+def reference_version(client, model_name: str, new_version: str, history: pd.DataFrame) -> tuple[str, str] | None:
+    """(version, MLflow run id) of the champion, or of the latest earlier gate-passing version; None if none."""
+    try:
+        champion = with_retries(lambda: client.get_model_version_by_alias(model_name, CHAMPION), "get champion")
+    except Exception:  # no champion alias yet; MLflow raises rather than returning None
+        champion = None
+    if champion is not None and str(champion.version) != str(new_version):
+        return str(champion.version), champion.run_id
+    earlier = history[
+        (history["model_name"] == model_name)
+        & (history["status"] == "success")
+        & (history["model_version"].astype(int) < int(new_version))
+    ]
+    if earlier.empty:
+        return None
+    latest = earlier.loc[earlier["model_version"].astype(int).idxmax()]
+    return str(latest["model_version"]), str(latest["mlflow_run_id"])
+
+
+def load_version(tracking_uri: str, run_id: str) -> FittedModel:
+    """The fitted model saved with an MLflow run (downloaded to a temporary folder and read back)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = with_retries(
+            lambda: mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=MODEL_ARTIFACT, dst_path=folder, tracking_uri=tracking_uri
+            ),
+            "download model",
+        )
+        return persistence.load(local)

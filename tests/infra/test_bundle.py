@@ -1,0 +1,212 @@
+"""The deployment files, checked against the code they point at (no workspace, no server: seconds).
+
+Databricks bundle: its tasks are the weekly flow's steps in order, each a subcommand of the project's
+own ``mmm`` console script with options that the CLI's parser accepts; the job runs weekly, and the dev
+and prod targets use the Unity Catalog names of ``conf/databricks.yaml``. Prefect: the ``weekly-retrain``
+deployment has its cron schedule and an entry point in the repository.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from jobs.cli import build_parser
+from jobs.flow import STEPS
+from pipelines.config import ConfigError, PlatformConfig
+from pipelines.tracking import model_name
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "infra" / "databricks"
+PREFECT_FILE = ROOT / "infra" / "prefect" / "prefect.yaml"
+DATABRICKS_CONF = ROOT / "conf" / "databricks.yaml"
+CHAIN = list(STEPS)  # the Databricks job runs the Prefect flow's steps, in the same order
+AS_OF = "2026-01-05"
+
+
+@pytest.fixture(scope="module")
+def bundle() -> dict:
+    """databricks.yml with the resources of its ``include`` files merged in, as the Databricks CLI reads it."""
+    config = yaml.safe_load((BUNDLE / "databricks.yml").read_text())
+    config.setdefault("resources", {})
+    for pattern in config["include"]:
+        files = sorted(BUNDLE.glob(pattern))
+        assert files, f"include {pattern!r} matches no file"
+        for path in files:
+            for kind, items in yaml.safe_load(path.read_text())["resources"].items():
+                config["resources"].setdefault(kind, {}).update(items)
+    return config
+
+
+@pytest.fixture(scope="module")
+def job(bundle: dict) -> dict:
+    (only,) = bundle["resources"]["jobs"].values()
+    return only
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def render(value: str, bundle: dict, job: dict, target: str) -> str:
+    """A value as the job would see it in ``target``: bundle variables, paths and job parameters filled in."""
+    variables = {name: spec.get("default") for name, spec in bundle["variables"].items()}
+    variables.update(bundle["targets"][target].get("variables", {}))
+    files = f"{bundle['targets'][target]['workspace']['root_path']}/files"
+    value = re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), value)
+    value = value.replace("${workspace.file_path}", files).replace("${bundle.target}", target)
+    value = value.replace("{{job.start_time.iso_date}}", AS_OF)
+    defaults = {p["name"]: p["default"] for p in job["parameters"]}
+    value = re.sub(
+        r"\{\{job\.parameters\.(\w+)\}\}", lambda m: render(defaults[m.group(1)], bundle, job, target), value
+    )
+    assert "${" not in value and "{{" not in value, f"unresolved reference in {value!r}"
+    return value
+
+
+def dispatched_subcommands() -> set[str]:
+    """The keys of the ``handlers`` dispatch table in ``jobs.cli.main``."""
+    tree = ast.parse((ROOT / "jobs" / "cli.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "handlers" for t in node.targets):
+            return {key.value for key in node.value.keys}
+    raise AssertionError("jobs/cli.py has no handlers table")
+
+
+def test_every_task_runs_a_subcommand_of_the_projects_console_script(job: dict, pyproject: dict) -> None:
+    scripts = pyproject["project"]["scripts"]
+    distribution = re.sub(r"[-.]+", "_", pyproject["project"]["name"])
+    handled = dispatched_subcommands()
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    assert [t["task_key"] for t in job["tasks"]] == CHAIN
+    for task in job["tasks"]:
+        wheel = task["python_wheel_task"]
+        assert wheel["package_name"] == distribution
+        assert scripts[wheel["entry_point"]] == "jobs.cli:main"
+        subcommand = wheel["parameters"][0]
+        assert subcommand == task["task_key"]
+        assert subcommand in subparsers.choices, f"`mmm {subcommand}` has no parser"
+        assert subcommand in handled, f"`mmm {subcommand}` is not in jobs/cli.py's handlers"
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_task_parameters_are_options_the_cli_accepts(bundle: dict, job: dict, target: str) -> None:
+    parser = build_parser()
+    for task in job["tasks"]:
+        argv = [render(str(v), bundle, job, target) for v in task["python_wheel_task"]["parameters"]]
+        try:
+            args = parser.parse_args(argv)  # unknown options, missing required ones and bad values exit
+        except SystemExit as exc:
+            raise AssertionError(f"task {task['task_key']}: `mmm {' '.join(argv)}` is rejected by the CLI") from exc
+        if "--as-of" in argv:
+            assert args.as_of == dt.date.fromisoformat(AS_OF)
+
+
+def test_job_parameters_are_declared_and_used(job: dict) -> None:
+    declared = {p["name"] for p in job["parameters"]}
+    used = {
+        name
+        for task in job["tasks"]
+        for value in task["python_wheel_task"]["parameters"]
+        for name in re.findall(r"\{\{job\.parameters\.(\w+)\}\}", str(value))
+    }
+    assert used == declared == {"as_of", "brands"}
+
+
+def test_tasks_run_in_order_on_the_job_cluster_with_the_built_wheel(bundle: dict, job: dict) -> None:
+    clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
+    artifact = (BUNDLE / bundle["artifacts"]["mmm_platform"]["path"]).resolve()
+    assert (artifact / "pyproject.toml").exists()
+    for previous, task in zip([None, *CHAIN], job["tasks"], strict=False):
+        assert [d["task_key"] for d in task.get("depends_on", [])] == ([previous] if previous else [])
+        assert task["job_cluster_key"] in clusters
+        (library,) = task["libraries"]
+        assert (BUNDLE / "resources" / library["whl"]).parent.resolve() == artifact / "dist"
+    for cluster in clusters.values():
+        assert cluster["spark_conf"]["spark.python.worker.reuse"] == "true"
+        assert cluster["spark_env_vars"]["MMM_ENVIRONMENT"] == "${bundle.target}"
+
+
+def test_schedule_is_weekly_and_matches_the_prefect_deployment(job: dict) -> None:
+    schedule = job["schedule"]
+    seconds, minute, hour, day_of_month, month, day_of_week = schedule["quartz_cron_expression"].split()
+    (prefect_schedule,) = prefect_deployment()["schedules"]
+    assert prefect_schedule["cron"].split() == [minute, hour, "*", "*", "1"]
+    assert (seconds, day_of_month, month, day_of_week) == ("0", "?", "*", "MON")
+    assert schedule["timezone_id"] == prefect_schedule["timezone"]
+    ZoneInfo(schedule["timezone_id"])  # a real IANA zone
+    assert schedule["pause_status"] == "UNPAUSED"
+
+
+def test_targets_use_the_unity_catalog_names_of_conf_databricks(bundle: dict, job: dict) -> None:
+    environments = yaml.safe_load(DATABRICKS_CONF.read_text())["environments"]
+    assert set(bundle["targets"]) == set(environments) == {"dev", "prod"}
+    assert bundle["targets"]["dev"]["mode"] == "development" and bundle["targets"]["dev"]["default"] is True
+    assert bundle["targets"]["prod"]["mode"] == "production"
+    pipeline = {t["task_key"]: t for t in job["tasks"]}["pipeline"]["python_wheel_task"]["parameters"]
+    brands = {p["name"]: p["default"] for p in job["parameters"]}["brands"]
+    for target, names in environments.items():
+        variables = bundle["targets"][target]["variables"]
+        assert (variables["catalog"], variables["schema"]) == (names["catalog"], names["schema"])
+        platform = PlatformConfig.from_yaml(DATABRICKS_CONF, environment=target)
+        assert platform.mlflow.registry_uri == "databricks-uc"
+        assert (
+            model_name(platform.mlflow.model_prefix, "acme", "DE")
+            == f"{names['catalog']}.{names['schema']}.mmm_acme_de"
+        )
+        # the pipeline task writes where train, promote, recommend and monitor read (the platform's paths)
+        argv = [render(str(v), bundle, job, target) for v in pipeline]
+        assert argv[argv.index("--lake") + 1] == platform.lake
+        assert argv[argv.index("--landing") + 1] == platform.landing
+        assert render(brands, bundle, job, target) == platform.brands
+
+
+def test_the_databricks_platform_needs_a_known_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MMM_ENVIRONMENT", raising=False)
+    with pytest.raises(ConfigError, match=r"environment None is not one of \['dev', 'prod'\]"):
+        PlatformConfig.from_yaml(DATABRICKS_CONF)
+    monkeypatch.setenv("MMM_ENVIRONMENT", "prod")
+    assert PlatformConfig.from_yaml(DATABRICKS_CONF).lake == "/Volumes/mmm_prod/weekly/lake"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("environments: {dev: {catalog: c}}\nplatform: {lake: '/Volumes/{catalog}/{schema}'}\n")
+    with pytest.raises(ConfigError, match="placeholder 'schema'"):
+        PlatformConfig.from_yaml(bad, environment="dev")
+
+
+def prefect_deployment() -> dict:
+    config = yaml.safe_load(PREFECT_FILE.read_text())
+    return {d["name"]: d for d in config["deployments"]}["weekly-retrain"]
+
+
+def test_prefect_deployment_runs_weekly_in_a_named_timezone() -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    config = yaml.safe_load(PREFECT_FILE.read_text())
+    assert {"name", "prefect-version", "pull", "deployments"} <= set(config)
+    (schedule,) = prefect_deployment()["schedules"]
+    parsed = CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])  # Prefect's own validation
+    assert parsed.cron == "0 6 * * 1" and parsed.timezone == "Europe/London" and schedule["active"] is True
+    assert set(prefect_deployment()["parameters"]) == {"as_of", "brands", "environment"}
+
+
+def test_prefect_entrypoint_is_a_flow_file_in_the_repository() -> None:
+    """``path.py:function``; once ``jobs/flow.py`` exists, the function and its parameters are checked too."""
+    deployment = prefect_deployment()
+    match = re.fullmatch(r"((?:\w+/)*\w+\.py):(\w+)", deployment["entrypoint"])
+    assert match, f"entrypoint {deployment['entrypoint']!r} is not path/to/file.py:function"
+    path, function = ROOT / match.group(1), match.group(2)
+    assert path.parent.is_dir()
+    if not path.exists():
+        return  # the flow is written in a later step of issue 8; the path format is all there is to check
+    flows = {n.name: n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef)}
+    assert function in flows, f"{path} defines no {function}()"
+    arguments = {a.arg for a in (*flows[function].args.args, *flows[function].args.kwonlyargs)}
+    assert set(deployment["parameters"]) <= arguments

@@ -1,0 +1,49 @@
+"""Open an HTML file in headless Chromium (Debian's ``chromium``, via Playwright): errors, charts, screenshot."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "outputs" / "test_artifacts"
+
+
+@dataclass(frozen=True)
+class PageCheck:
+    errors: list[str]  # console errors and uncaught exceptions
+    charts: dict[str, int]  # plotly div id -> number of <svg> elements inside it
+    text: str
+    network: list[str]  # requests for anything but the file itself
+    screenshot: Path
+
+
+def open_in_chromium(page_file: Path, screenshot: Path) -> PageCheck:
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed: `make test` installs it (apt-get install chromium)")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page_file_uri = page_file.resolve().as_uri()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        network: list[str] = []
+        page.on("request", lambda request: network.append(request.url) if request.url != page_file_uri else None)
+        page.goto(page_file_uri, wait_until="networkidle")
+        page.wait_for_function("document.querySelectorAll('.plotly-graph-div svg').length > 0", timeout=20_000)
+        charts = page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('.plotly-graph-div')]"
+            ".map(d => [d.id, d.querySelectorAll('svg').length]))"
+        )
+        text = page.inner_text("body")
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    print(f"\ndashboard screenshot: {screenshot}")
+    return PageCheck(errors, charts, text, network, screenshot)
