@@ -77,7 +77,7 @@ def spark_training(master: str, workdir: Path, markets: int, only: list[str] | N
     )
     runs = report.runs
     converged = (
-        (runs.status == "success") & (runs.divergences == 0) & (runs.max_rhat <= 1.01) & (runs.min_ess_bulk >= 400)
+        (runs.status != "failed") & (runs.divergences == 0) & (runs.max_rhat <= 1.01) & (runs.min_ess_bulk >= 400)
     )
     return {
         "master": master,
@@ -89,6 +89,7 @@ def spark_training(master: str, workdir: Path, markets: int, only: list[str] | N
         "workers": int(runs.worker.nunique()),
         "all_converged": bool(converged.all()),
         "not_converged": sorted((runs.brand + "/" + runs.market)[~converged]),
+        "gate_rejected": sorted((runs.brand + "/" + runs.market)[runs.status == "rejected"]),
         "max_rhat": float(runs.max_rhat.max()),
         "min_ess_bulk": float(runs.min_ess_bulk.min()),
         "divergences": int(runs.divergences.sum()),
@@ -183,6 +184,7 @@ def main() -> None:
             for k in ("markets", "wall_s", "seconds_per_market", "compilations", "workers", "all_converged")
         },
         "not_converged": result["not_converged"],
+        "gate_rejected": result["gate_rejected"],
         "naive_seconds_per_market": round(naive, 1),
         "speedup_vs_naive": round(naive / result["seconds_per_market"], 1),
         "compilations_per_worker": round(result["compilations"] / result["workers"], 2),

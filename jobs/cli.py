@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress lines are ours
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("jax", "pymc", "pytensor", "arviz", "numba", "great_expectations", "py4j"):
+    for noisy in ("jax", "pymc", "pytensor", "arviz", "numba", "great_expectations", "py4j", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     handlers = {
         "fit": fit_market.run,

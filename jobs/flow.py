@@ -144,7 +144,7 @@ def promote_step(context: RunContext, summary: RetrainSummary) -> None:
 
     for p in promote(context.spark(), context.lake, context.platform, summary.training_run_id):
         context.progress(f"  {p.brand}/{p.market}: {p.model_name} v{p.version or '-'} -> {p.action}")
-        if p.action == "champion":
+        if p.action.startswith("champion"):
             summary.promoted.append(f"{p.brand}/{p.market}")
 
 

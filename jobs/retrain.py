@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +21,7 @@ DEPLOYMENT_FILE = PROJECT_ROOT / "infra" / "prefect" / "prefect.yaml"
 DEMO_BRANDS = ("acme", "bolt", "cobalt")
 DEMO_MARKETS = ("DE", "FR", "IT", "ES")
 DEMO_WEEKS = 157  # landed; the default as_of uses 156 of them, a run a week later the 157th
+SUSPECT_LIFT_TEST = ("acme", "DE", "tv")
 DEMO_START = dt.date(2023, 1, 2)  # a Monday; week 156 starts 2025-12-22, week 157 on 2025-12-29
 
 
@@ -106,7 +108,17 @@ def write_demo_landing(landing: Path, weeks: int) -> None:
         lift_tests=True,
     )
     generate_raw_landing(landing, config)
-    print(f"wrote synthetic raw files for {len(DEMO_BRANDS)} brands x {len(DEMO_MARKETS)} markets to {landing}")
+    # One badly run experiment, so that the demo shows monitoring at work: it reports 3x the true lift.
+    brand, market, channel = SUSPECT_LIFT_TEST
+    path = Path(landing) / "lift_tests" / f"{brand}_lift_tests.csv"
+    tests = pd.read_csv(path)
+    suspect = (tests["market"] == market) & (tests["channel"] == channel)
+    tests.loc[suspect, "lift"] *= 3
+    tests.to_csv(path, index=False)
+    print(
+        f"wrote synthetic raw files for {len(DEMO_BRANDS)} brands x {len(DEMO_MARKETS)} markets to {landing}; "
+        f"the {channel} lift test of {brand}/{market} overstates the true lift 3x on purpose"
+    )
 
 
 def render_summary(summary, wall_s: float) -> str:  # summary: jobs.flow.RetrainSummary
@@ -122,14 +134,7 @@ def render_summary(summary, wall_s: float) -> str:  # summary: jobs.flow.Retrain
     lines += [f"  held back by data checks {market}: {why}" for market, why in sorted(summary.excluded.items())]
     rows = summary.recommendations
     if rows is not None and len(rows):
-        ok = rows[rows["status"] == "success"]
-        top = ok.reindex(ok["change_pct"].abs().sort_values(ascending=False).index).head(8)
-        lines.append("top recommendations (largest changes):")
-        for r in top.itertuples():
-            lines.append(
-                f"  {r.brand}/{r.market} {r.channel:<8} {r.current_spend:>12,.0f} -> {r.recommended_spend:>12,.0f} "
-                f"({r.change_pct:+.0f}%)  mROAS {r.marginal_roas:.2f}"
-            )
+        lines += recommendation_lines(rows)
     alerts = summary.alerts
     if alerts is not None and len(alerts):
         lines.append(f"alerts ({len(alerts)}):")
@@ -145,3 +150,25 @@ def render_summary(summary, wall_s: float) -> str:  # summary: jobs.flow.Retrain
         f"  Delta tables   {summary.lake}/<layer>/<table>  (bronze, silver, gold, quality, models, outputs)",
     ]
     return "\n".join(lines)
+
+
+def recommendation_lines(rows, shown: int = 8) -> list[str]:  # rows: budget_recommendations of this run
+    """Per market, the expected uplift of the recommended split and its largest move; markets without one."""
+    ok = rows[rows["status"] == "success"]
+    lines = []
+    if len(ok):
+        largest = ok.loc[ok.groupby(["brand", "market"])["change_pct"].apply(lambda c: c.abs().idxmax())]
+        largest = largest.sort_values("expected_uplift", ascending=False)
+        weeks = int(ok["period_weeks"].iloc[0])
+        lines.append(f"budget recommendations for the next {weeks} weeks (largest uplift first):")
+        for r in largest.head(shown).itertuples():
+            lines.append(
+                f"  {r.brand}/{r.market}: uplift {r.expected_uplift:+,.0f} (90% HDI {r.uplift_hdi_low:,.0f} to "
+                f"{r.uplift_hdi_high:,.0f}); largest move {r.channel} {r.current_spend:,.0f} -> "
+                f"{r.recommended_spend:,.0f} ({r.change_pct:+.0f}%)"
+            )
+        if len(largest) > shown:
+            lines.append(f"  ... and {len(largest) - shown} more markets in outputs/budget_recommendations")
+    for (brand, market), r in rows[rows["status"] != "success"].groupby(["brand", "market"]):
+        lines.append(f"  no recommendation for {brand}/{market}: {r['reason'].iloc[0]}")
+    return lines

@@ -204,8 +204,11 @@ class GateSettings(BaseModel):
     max_rhat: float = 1.01
     min_ess_bulk: float = 400
     max_divergences: int = 0
+    # Calibrated on 40 well-specified simulated markets (benchmarks/train_scale.py, 13 holdout weeks): the
+    # ratio ran from 0.74 to 2.12, median 1.24, so 1.5 rejected a quarter of correct models. 2.5 passes
+    # them all; a model that breaks on new weeks lands far above it.
     max_holdout_wape_ratio: float = Field(
-        1.5, gt=0, description="holdout WAPE / in-sample WAPE: does the model forecast as well as it fits?"
+        2.5, gt=0, description="holdout WAPE / in-sample WAPE: does the model forecast about as well as it fits?"
     )
     max_holdout_mape: float | None = Field(None, gt=0, description="optional absolute ceiling; off by default")
     auto_promote: bool = True

@@ -2,9 +2,11 @@
 
 For one training run (default: the latest), each ``success`` version becomes ``challenger``; with
 ``auto_promote`` it also becomes ``champion``, unless monitoring raised a critical alert on it (drift
-or a contradicted lift test, in ``outputs/alerts``): then it stays ``challenger`` until a reviewer
-approves it. A ``rejected`` version never gets an alias, and its gate tags say why. ``approve``
-promotes a reviewed challenger by hand.
+or a contradicted lift test, in ``outputs/alerts``) while the market has a champion already: then it
+stays ``challenger`` until a reviewer approves it. (A market's first version becomes champion either
+way, flagged by its alerts: without a champion the market gets no recommendations at all.) A
+``rejected`` version never gets an alias, and its gate tags say why. ``approve`` promotes a reviewed
+challenger by hand.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def promote(
                 Promotion(run.brand, run.market, run.model_name, run.model_version, f"no alias: {run.error}")
             )
             continue
-        held = critical.get((run.model_name, run.model_version), 0)
+        # A critical alert stops a version replacing a champion. A market's first version still becomes
+        # champion (there is nothing better to decide with), and its alerts say what to review.
+        held = critical.get((run.model_name, run.model_version), 0) if has_champion(client, run.model_name) else 0
         aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote and not held else [CHALLENGER]
         for alias in aliases:
             with_retries(
@@ -77,6 +81,15 @@ def promote(
             action = f"challenger (held back: {held} critical monitoring alerts; review, then approve)"
         promotions.append(Promotion(run.brand, run.market, run.model_name, run.model_version, action))
     return promotions
+
+
+def has_champion(client, model_name: str) -> bool:
+    """Whether ``model_name`` has a champion version already."""
+    try:
+        client.get_model_version_by_alias(model_name, CHAMPION)
+    except Exception:  # MLflow raises when the alias is not set
+        return False
+    return True
 
 
 def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:

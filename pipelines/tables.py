@@ -36,6 +36,25 @@ def latest_commit(spark: SparkSession, path: str):
     return DeltaTable.forPath(spark, path).history(1).collect()[0]
 
 
+MERGE_CHANGE_METRICS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+
+
+def data_version(spark: SparkSession, path: str) -> int:
+    """The version of the table's last commit that changed rows: a MERGE that changed nothing does not count.
+
+    Two reads at the same data version see the same rows, whatever no-op commits came between them.
+    """
+    from delta.tables import DeltaTable
+
+    history = DeltaTable.forPath(spark, path).history().select("version", "operation", "operationMetrics").collect()
+    for entry in history:  # newest first
+        metrics = entry.operationMetrics or {}
+        names = MERGE_CHANGE_METRICS if entry.operation == "MERGE" else ("numOutputRows",)
+        if entry.operation != "MERGE" or sum(int(metrics.get(name) or 0) for name in names):
+            return int(entry.version)
+    return int(history[-1].version)
+
+
 def sync_merge(spark: SparkSession, frame: DataFrame, path: str, keys: list[str], values: list[str]) -> int:
     """Make the table at ``path`` equal ``frame`` (by ``keys``) through one MERGE; returns its row count."""
     from delta.tables import DeltaTable

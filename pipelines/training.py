@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig, PlatformConfig
-from pipelines.tables import insert_new, latest_commit, table_path
+from pipelines.tables import data_version, insert_new, table_path
 from pipelines.tracking import ensure_experiment, resolve_uris, with_retries
 from pipelines.train_worker import RESULT_SCHEMA, TrainJob, fit_group_function
 
@@ -122,7 +122,7 @@ def train(
     experiment_id = ensure_experiment(tracking, platform.mlflow.experiment, artifacts)
     client = MlflowClient(tracking, registry)
     frame, included = modelling_input(spark, root, markets)
-    input_version = latest_commit(spark, table_path(root, *INPUT_TABLE))["version"]
+    input_version = data_version(spark, table_path(root, *INPUT_TABLE))
     tags = {"job": "train", "run_date": str(run_date), "input_version": str(input_version)}
     parent = with_retries(
         lambda: client.create_run(experiment_id, run_name=f"train {run_date}", tags=tags),
@@ -190,7 +190,7 @@ def previous_training(
     runs_path = table_path(root, "models", "model_runs")
     if not Path(runs_path).exists():
         return None
-    version = latest_commit(spark, table_path(root, *INPUT_TABLE))["version"]
+    version = data_version(spark, table_path(root, *INPUT_TABLE))
     runs = spark.read.format("delta").load(runs_path)
     if "input_version" not in runs.columns:
         return None

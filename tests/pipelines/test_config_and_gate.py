@@ -47,7 +47,7 @@ def test_gate_passes_fails_and_explains() -> None:
     }
     assert failures(evaluate_gate(good, gate)) == []
     overfit = failures(evaluate_gate({**good, "wape_holdout": 0.2}, gate))
-    assert [c.name for c in overfit] == ["holdout_wape_ratio"] and overfit[0].describe() == "FAIL: 4 <= 1.5"
+    assert [c.name for c in overfit] == ["holdout_wape_ratio"] and overfit[0].describe() == "FAIL: 4 <= 2.5"
     ceiling = GateSettings(max_holdout_mape=0.25)
     assert [c.name for c in failures(evaluate_gate(good, ceiling))] == ["holdout_mape"]
     bad = {**good, "max_rhat": 1.05, "divergences": 3}
