@@ -34,7 +34,7 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--demo",
         action="store_true",
-        help="first write synthetic raw files (3 brands x 4 markets, lift tests) into the landing folder",
+        help="first write synthetic raw files (3 brands x 4 markets, lift tests), then run last week and this week",
     )
     run.add_argument("--weeks", type=int, default=DEMO_WEEKS, help="with --demo: weeks of synthetic data to land")
 
@@ -43,22 +43,27 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """One flow run; exit 0 when every market trained, 3 when some failed, 1 when a step failed."""
+    """The flow once (with ``--demo``: last week, then this week); exit 0, 3 when markets failed, 1 on a failed step."""
     from jobs.flow import StepFailedError, build_context, weekly_retrain
 
     start = time.perf_counter()
+    dates = [args.as_of]
     if args.demo:
-        as_of = args.as_of or demo_as_of(args.weeks - 1)
+        this_week = args.as_of or demo_as_of(args.weeks - 1)
+        # Last week first, so that this week's refit has champions to be compared with (drift, alerts).
+        dates = [this_week - dt.timedelta(weeks=1), this_week]
         write_demo_landing(build_context(None, None, args.environment, args.platform).landing, args.weeks)
-    else:
-        as_of = args.as_of
     try:
-        summary = weekly_retrain(
-            as_of=as_of.isoformat() if as_of else None,
-            brands=args.brands,
-            environment=args.environment,
-            platform_file=args.platform,
-        )
+        for as_of in dates:
+            summary = weekly_retrain(
+                as_of=as_of.isoformat() if as_of else None,
+                brands=args.brands,
+                environment=args.environment,
+                platform_file=args.platform,
+            )
+            if as_of != dates[-1]:
+                done = f"{len(summary.trained)} markets trained, {len(summary.promoted)} champions"
+                print(f"\nweek {as_of} done: {done}; now the week of {dates[-1]}\n")
     except StepFailedError as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
         return 1
@@ -123,7 +128,7 @@ def write_demo_landing(landing: Path, weeks: int) -> None:
 
 def render_summary(summary, wall_s: float) -> str:  # summary: jobs.flow.RetrainSummary
     """Markets trained, promoted and failed; the top recommendations; the alerts; where to look."""
-    lines = ["", f"weekly run for {summary.as_of} finished in {wall_s / 60:.1f} min"]
+    lines = ["", f"weekly run for {summary.as_of} done; wall time {wall_s / 60:.1f} min"]
     reused = " (reused: this date's model input was already fitted)" if summary.reused_training else ""
     lines.append(f"training run {summary.training_run_id}{reused}")
     lines.append(

@@ -17,7 +17,7 @@ import pandas as pd
 
 from mmm_models import persistence
 from mmm_models.fitted import FittedModel
-from pipelines.promotion import CHAMPION
+from pipelines.promotion import champion_or_none
 from pipelines.tracking import with_retries
 
 MODEL_ARTIFACT = "outputs/model"
@@ -38,10 +38,7 @@ class VersionPair:
 
 def reference_version(client, model_name: str, new_version: str, history: pd.DataFrame) -> tuple[str, str] | None:
     """(version, MLflow run id) of the champion, or of the latest earlier gate-passing version; None if none."""
-    try:
-        champion = with_retries(lambda: client.get_model_version_by_alias(model_name, CHAMPION), "get champion")
-    except Exception:  # no champion alias yet; MLflow raises rather than returning None
-        champion = None
+    champion = champion_or_none(client, model_name)
     if champion is not None and str(champion.version) != str(new_version):
         return str(champion.version), champion.run_id
     earlier = history[

@@ -85,11 +85,22 @@ def promote(
 
 def has_champion(client, model_name: str) -> bool:
     """Whether ``model_name`` has a champion version already."""
-    try:
-        client.get_model_version_by_alias(model_name, CHAMPION)
-    except Exception:  # MLflow raises when the alias is not set
-        return False
-    return True
+    return champion_or_none(client, model_name) is not None
+
+
+def champion_or_none(client, model_name: str):  # -> mlflow ModelVersion | None
+    """The champion version of ``model_name``, or None when it has none (other errors are retried, then raised)."""
+    from mlflow.exceptions import MlflowException
+
+    def lookup():
+        try:
+            return client.get_model_version_by_alias(model_name, CHAMPION)
+        except MlflowException as exc:
+            if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):  # no such alias
+                return None
+            raise
+
+    return with_retries(lookup, "look up the champion")
 
 
 def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:

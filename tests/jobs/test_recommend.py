@@ -180,7 +180,7 @@ def job(spark, tmp_path_factory):
         mlflow=MlflowSettings(
             tracking_uri=f"sqlite:///{folder}/mlflow.db", artifact_location=str(folder / "artifacts")
         ),
-        training=TrainingSettings(chains=2, draws=200, tune=200, holdout_weeks=8),
+        training=TrainingSettings(sampler="numpyro", chains=2, draws=200, tune=200, holdout_weeks=8),
         gate=GateSettings(max_rhat=1.2, min_ess_bulk=20, max_divergences=50, max_holdout_wape_ratio=10),
     )
     trained = train(spark, root, brands, platform, AS_OF, progress=lambda _: None)
