@@ -17,8 +17,8 @@ import pandas as pd
 
 from mmm_models import persistence
 from mmm_models.fitted import FittedModel
-from pipelines.promotion import champion_or_none
-from pipelines.tracking import with_retries
+from pipelines.promotion import CHAMPION
+from pipelines.tracking import alias_version, with_retries
 
 MODEL_ARTIFACT = "outputs/model"
 
@@ -38,9 +38,10 @@ class VersionPair:
 
 def reference_version(client, model_name: str, new_version: str, history: pd.DataFrame) -> tuple[str, str] | None:
     """(version, MLflow run id) of the champion, or of the latest earlier gate-passing version; None if none."""
-    champion = champion_or_none(client, model_name)
-    if champion is not None and str(champion.version) != str(new_version):
-        return str(champion.version), champion.run_id
+    champion = alias_version(client, model_name, CHAMPION)
+    if champion is not None and champion != str(new_version):
+        run_id = with_retries(lambda: client.get_model_version(model_name, champion).run_id, "get champion run")
+        return champion, run_id
     earlier = history[
         (history["model_name"] == model_name)
         & (history["status"] == "success")

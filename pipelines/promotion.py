@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import PlatformConfig
 from pipelines.tables import is_delta, table_path
-from pipelines.tracking import resolve_uris, with_retries
+from pipelines.tracking import alias_version, resolve_uris, with_retries
 from pipelines.training import PROJECT_ROOT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -70,7 +70,8 @@ def promote(
             continue
         # A critical alert stops a version replacing a champion. A market's first version still becomes
         # champion (there is nothing better to decide with), and its alerts say what to review.
-        held = critical.get((run.model_name, run.model_version), 0) if has_champion(client, run.model_name) else 0
+        has_champion = alias_version(client, run.model_name, CHAMPION) is not None
+        held = critical.get((run.model_name, run.model_version), 0) if has_champion else 0
         aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote and not held else [CHALLENGER]
         for alias in aliases:
             with_retries(
@@ -81,26 +82,6 @@ def promote(
             action = f"challenger (held back: {held} critical monitoring alerts; review, then approve)"
         promotions.append(Promotion(run.brand, run.market, run.model_name, run.model_version, action))
     return promotions
-
-
-def has_champion(client, model_name: str) -> bool:
-    """Whether ``model_name`` has a champion version already."""
-    return champion_or_none(client, model_name) is not None
-
-
-def champion_or_none(client, model_name: str):  # -> mlflow ModelVersion | None
-    """The champion version of ``model_name``, or None when it has none (other errors are retried, then raised)."""
-    from mlflow.exceptions import MlflowException
-
-    def lookup():
-        try:
-            return client.get_model_version_by_alias(model_name, CHAMPION)
-        except MlflowException as exc:
-            if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):  # no such alias
-                return None
-            raise
-
-    return with_retries(lookup, "look up the champion")
 
 
 def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:

@@ -39,7 +39,7 @@ from mmm_models.optimizer import (
 from pipelines.config import BrandConfig, BudgetSettings, PlatformConfig
 from pipelines.gold import spend_column
 from pipelines.tables import is_delta, table_path
-from pipelines.tracking import model_name, resolve_uris, with_retries
+from pipelines.tracking import alias_version, model_name, resolve_uris, with_retries
 from pipelines.training import PROJECT_ROOT
 
 SUCCESS, NO_CHAMPION, FAILED = "success", "no_champion", "failed"
@@ -297,7 +297,7 @@ def _market(
     except OptimizationError:
         current = None
     try:
-        version = champion_version(registry.client, name, platform.recommend.alias)
+        version = alias_version(registry.client, name, platform.recommend.alias)
         if version is None:
             why = f"no {platform.recommend.alias} version of {name}"
             if (brand, market) in latest:
@@ -375,22 +375,6 @@ def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, st
         (r.brand, r.market): r.status + (f" ({r.error})" if isinstance(r.error, str) else "")
         for r in latest.itertuples()
     }
-
-
-def champion_version(client: Any, name: str, alias: str) -> str | None:
-    """The version behind ``alias`` of registered model ``name``, or None when the model or alias is missing."""
-    from mlflow.exceptions import MlflowException
-
-    def lookup() -> str | None:
-        try:
-            return client.get_registered_model(name).aliases.get(alias)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-                return None
-            raise
-
-    version = with_retries(lookup, f"look up {name}@{alias}")
-    return None if version is None else str(version)
 
 
 def load_version(name: str, version: str, tracking_uri: str, registry_uri: str) -> FittedModel:

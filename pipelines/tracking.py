@@ -77,3 +77,22 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
 def model_name(prefix: str, brand: str, market: str) -> str:
     """Registered model name for one brand x market (Unity Catalog adds catalog.schema. in front)."""
     return f"{prefix}_{brand}_{market}".lower().replace("-", "_").replace(" ", "_")
+
+
+def alias_version(client, name: str, alias: str) -> str | None:
+    """The version behind ``alias`` of registered model ``name``; None when the model or the alias is missing.
+
+    A missing alias is an answer, not an error to retry; other registry errors are retried, then raised.
+    """
+    from mlflow.exceptions import MlflowException
+
+    def lookup() -> str | None:
+        try:
+            return client.get_registered_model(name).aliases.get(alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return None
+            raise
+
+    version = with_retries(lookup, f"look up {name}@{alias}")
+    return None if version is None else str(version)
