@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 
-from pipelines.config import CONF_DIR, ConfigError, PlatformConfig, load_brands
+from jobs.options import load_settings
+from pipelines.config import CONF_DIR, PlatformConfig
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> None:
@@ -31,12 +31,10 @@ def monitor(args: argparse.Namespace) -> int:
     from monitoring.job import run_monitoring
     from pipelines.spark import get_spark
 
-    try:
-        platform = PlatformConfig.from_yaml(args.platform)
-        brands = load_brands(args.brands or platform.brands)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = load_settings(args)
+    if settings is None:
         return 1
+    platform, brands = settings
     spark = get_spark("mmm-monitor", args.master)
     report = run_monitoring(
         spark, args.lake or platform.lake, brands, platform, args.as_of or dt.date.today(), progress=_say

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 
-from pipelines.config import CONF_DIR, ConfigError, PlatformConfig, load_brands
+from jobs.options import load_settings
+from pipelines.config import CONF_DIR
 
 EXIT_PARTIAL = 3  # some markets have no recommendation (no champion, or it failed); their rows say why
 
@@ -26,12 +26,10 @@ def recommend(args: argparse.Namespace) -> int:
     from pipelines.recommendations import recommend
     from pipelines.spark import get_spark
 
-    try:
-        platform = PlatformConfig.from_yaml(args.platform)
-        brands = load_brands(args.brands or platform.brands)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = load_settings(args)
+    if settings is None:
         return 1
+    platform, brands = settings
     spark = get_spark("mmm-recommend", args.master)
     report = recommend(
         spark,

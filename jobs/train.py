@@ -7,7 +7,8 @@ import datetime as dt
 import subprocess
 import sys
 
-from pipelines.config import CONF_DIR, ConfigError, PlatformConfig, load_brands
+from jobs.options import load_settings
+from pipelines.config import CONF_DIR, PlatformConfig
 
 EXIT_PARTIAL = 3  # some markets failed or were rejected; the others are trained and the tables complete
 
@@ -38,12 +39,10 @@ def train(args: argparse.Namespace) -> int:
     from pipelines.spark import get_spark
     from pipelines.training import train
 
-    try:
-        platform = PlatformConfig.from_yaml(args.platform)
-        brands = load_brands(args.brands or platform.brands)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = load_settings(args)
+    if settings is None:
         return 1
+    platform, brands = settings
     spark = get_spark("mmm-train", args.master)
     lake = args.lake or platform.lake
     report = train(spark, lake, brands, platform, args.as_of or dt.date.today(), args.markets, progress=_say)
