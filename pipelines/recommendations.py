@@ -385,17 +385,23 @@ def load_version(name: str, version: str, tracking_uri: str, registry_uri: str) 
     from mmm_models.persistence import load
     from pipelines.pyfunc_model import ARTIFACT_KEY
 
-    # the models:/ resolver of a workspace or SQL registry reads MLflow's global URIs, not its arguments
+    # The models:/ resolver of a workspace or SQL registry reads MLflow's global URIs, not its arguments:
+    # set them for this call only, so that no other client in the process silently uses this registry.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
-    repo = ModelsArtifactRepository(f"models:/{name}/{version}", tracking_uri, registry_uri)
-    with tempfile.TemporaryDirectory() as folder:
-        mlmodel = with_retries(lambda: repo.download_artifacts("MLmodel", folder), "download MLmodel")
-        artifacts = yaml.safe_load(Path(mlmodel).read_text())["flavors"]["python_function"]["artifacts"]
-        saved = with_retries(
-            lambda: repo.download_artifacts(artifacts[ARTIFACT_KEY]["path"], folder), "download the saved model"
-        )
-        return load(saved)
+    try:
+        repo = ModelsArtifactRepository(f"models:/{name}/{version}", tracking_uri, registry_uri)
+        with tempfile.TemporaryDirectory() as folder:
+            mlmodel = with_retries(lambda: repo.download_artifacts("MLmodel", folder), "download MLmodel")
+            artifacts = yaml.safe_load(Path(mlmodel).read_text())["flavors"]["python_function"]["artifacts"]
+            saved = with_retries(
+                lambda: repo.download_artifacts(artifacts[ARTIFACT_KEY]["path"], folder), "download the saved model"
+            )
+            return load(saved)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 def write_recommendations(spark: SparkSession, root: str | Path, rows: pd.DataFrame, run_date: dt.date) -> None:
