@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,9 +379,34 @@ def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, st
     }
 
 
+@contextmanager
+def global_mlflow_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """MLflow's global tracking and registry URIs set for the block, then put back exactly, unset included.
+
+    (``mlflow.set_registry_uri`` cannot unset, and a set registry URI wins over the one a client would
+    derive from its own tracking URI; so the module state and the environment are restored directly.)
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = tracking_state._tracking_uri, registry_state._registry_uri, {n: os.environ.get(n) for n in names}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    try:
+        yield
+    finally:
+        tracking_state._tracking_uri, registry_state._registry_uri = saved[0], saved[1]
+        for name, value in saved[2].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def load_version(name: str, version: str, tracking_uri: str, registry_uri: str) -> FittedModel:
     """The saved ``mmm_models`` model inside a registered pyfunc version: fetch that folder only, then load it."""
-    import mlflow
     from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
     from mmm_models.persistence import load
@@ -387,10 +414,7 @@ def load_version(name: str, version: str, tracking_uri: str, registry_uri: str) 
 
     # The models:/ resolver of a workspace or SQL registry reads MLflow's global URIs, not its arguments:
     # set them for this call only, so that no other client in the process silently uses this registry.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
-    try:
+    with global_mlflow_uris(tracking_uri, registry_uri):
         repo = ModelsArtifactRepository(f"models:/{name}/{version}", tracking_uri, registry_uri)
         with tempfile.TemporaryDirectory() as folder:
             mlmodel = with_retries(lambda: repo.download_artifacts("MLmodel", folder), "download MLmodel")
@@ -399,9 +423,6 @@ def load_version(name: str, version: str, tracking_uri: str, registry_uri: str) 
                 lambda: repo.download_artifacts(artifacts[ARTIFACT_KEY]["path"], folder), "download the saved model"
             )
             return load(saved)
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
 
 
 def write_recommendations(spark: SparkSession, root: str | Path, rows: pd.DataFrame, run_date: dt.date) -> None:
