@@ -27,6 +27,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.config import CONF_DIR, PlatformConfig, load_brands
+from pipelines.tables import table_path
 
 STEPS = ("pipeline", "train", "monitor", "promote", "recommend", "dashboard")
 RETRY_DELAYS = [10, 60]  # seconds: a store or file-system hiccup, then a longer wait
@@ -120,7 +121,7 @@ def train_step(context: RunContext, summary: RetrainSummary) -> None:
         summary.training_run_id, summary.reused_training = previous, True
         runs = (
             spark.read.format("delta")
-            .load(str(context.lake / "models" / "model_runs"))
+            .load(table_path(context.lake, "models", "model_runs"))
             .filter(f"training_run_id = '{previous}'")
             .toPandas()
         )

@@ -31,11 +31,11 @@ from monitoring import rules
 from monitoring.calibration import lift_calibration
 from monitoring.data_drift import data_drift
 from monitoring.posterior import posterior_drift
-from monitoring.registry import VersionPair, load_version, reference_version
+from monitoring.registry import VersionPair, reference_version
 from monitoring.tables import read, write
 from pipelines.config import BrandConfig, MonitoringSettings, PlatformConfig
 from pipelines.promotion import latest_training_run
-from pipelines.tracking import resolve_uris, with_retries
+from pipelines.tracking import load_run_model, resolve_uris, with_retries
 from pipelines.training import PROJECT_ROOT
 
 
@@ -150,10 +150,10 @@ def monitor_market(
 ) -> dict[str, pd.DataFrame]:
     """The three tables' rows for one market (drift is empty for a market's first version)."""
     keys = {"brand": pair.brand, "market": pair.market, "model_name": pair.model_name}
-    challenger = load_version(tracking_uri, pair.challenger_run_id)
+    challenger = load_run_model(tracking_uri, pair.challenger_run_id)
     drift = pd.DataFrame()
     if pair.champion_run_id is not None:
-        champion = load_version(tracking_uri, pair.champion_run_id)
+        champion = load_run_model(tracking_uri, pair.champion_run_id)
         drift = posterior_drift(champion, challenger, tuple(settings.drift_metrics), settings.max_draws).assign(
             **keys, champion_version=pair.champion_version, challenger_version=pair.challenger_version
         )

@@ -10,17 +10,12 @@ posterior.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 
 import pandas as pd
 
-from mmm_models import persistence
-from mmm_models.fitted import FittedModel
 from pipelines.promotion import CHAMPION
 from pipelines.tracking import alias_version, with_retries
-
-MODEL_ARTIFACT = "outputs/model"
 
 
 @dataclass(frozen=True)
@@ -51,17 +46,3 @@ def reference_version(client, model_name: str, new_version: str, history: pd.Dat
         return None
     latest = earlier.loc[earlier["model_version"].astype(int).idxmax()]
     return str(latest["model_version"]), str(latest["mlflow_run_id"])
-
-
-def load_version(tracking_uri: str, run_id: str) -> FittedModel:
-    """The fitted model saved with an MLflow run (downloaded to a temporary folder and read back)."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as folder:
-        local = with_retries(
-            lambda: mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=MODEL_ARTIFACT, dst_path=folder, tracking_uri=tracking_uri
-            ),
-            "download model",
-        )
-        return persistence.load(local)

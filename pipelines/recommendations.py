@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -41,7 +37,7 @@ from mmm_models.optimizer import (
 from pipelines.config import BrandConfig, BudgetSettings, PlatformConfig
 from pipelines.gold import spend_column
 from pipelines.tables import is_delta, table_path
-from pipelines.tracking import alias_version, model_name, resolve_uris, with_retries
+from pipelines.tracking import alias_version, load_run_model, model_name, resolve_uris, with_retries
 from pipelines.training import PROJECT_ROOT
 
 SUCCESS, NO_CHAMPION, FAILED = "success", "no_champion", "failed"
@@ -307,7 +303,8 @@ def _market(
             return unavailable_rows(config.channels, NO_CHAMPION, why, budget, current, (name, None))
         if spend is None:
             raise OptimizationError("no weeks of spend in gold/model_input up to the run date")
-        model = load_version(name, version, registry.tracking_uri, registry.registry_uri)
+        run_id = with_retries(lambda: registry.client.get_model_version(name, version).run_id, "get the version's run")
+        model = load_run_model(registry.tracking_uri, run_id)
         recommendation = recommend_budget(model, spend, budget, platform.recommend.max_draws)
         return success_rows(recommendation, budget, (name, version))
     except Exception as exc:  # one bad market never stops the others: its rows say what happened
@@ -377,52 +374,6 @@ def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, st
         (r.brand, r.market): r.status + (f" ({r.error})" if isinstance(r.error, str) else "")
         for r in latest.itertuples()
     }
-
-
-@contextmanager
-def global_mlflow_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
-    """MLflow's global tracking and registry URIs set for the block, then put back exactly, unset included.
-
-    (``mlflow.set_registry_uri`` cannot unset, and a set registry URI wins over the one a client would
-    derive from its own tracking URI; so the module state and the environment are restored directly.)
-    """
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_state
-    from mlflow.tracking._tracking_service import utils as tracking_state
-
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = tracking_state._tracking_uri, registry_state._registry_uri, {n: os.environ.get(n) for n in names}
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
-    try:
-        yield
-    finally:
-        tracking_state._tracking_uri, registry_state._registry_uri = saved[0], saved[1]
-        for name, value in saved[2].items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def load_version(name: str, version: str, tracking_uri: str, registry_uri: str) -> FittedModel:
-    """The saved ``mmm_models`` model inside a registered pyfunc version: fetch that folder only, then load it."""
-    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
-
-    from mmm_models.persistence import load
-    from pipelines.pyfunc_model import ARTIFACT_KEY
-
-    # The models:/ resolver of a workspace or SQL registry reads MLflow's global URIs, not its arguments:
-    # set them for this call only, so that no other client in the process silently uses this registry.
-    with global_mlflow_uris(tracking_uri, registry_uri):
-        repo = ModelsArtifactRepository(f"models:/{name}/{version}", tracking_uri, registry_uri)
-        with tempfile.TemporaryDirectory() as folder:
-            mlmodel = with_retries(lambda: repo.download_artifacts("MLmodel", folder), "download MLmodel")
-            artifacts = yaml.safe_load(Path(mlmodel).read_text())["flavors"]["python_function"]["artifacts"]
-            saved = with_retries(
-                lambda: repo.download_artifacts(artifacts[ARTIFACT_KEY]["path"], folder), "download the saved model"
-            )
-            return load(saved)
 
 
 def write_recommendations(spark: SparkSession, root: str | Path, rows: pd.DataFrame, run_date: dt.date) -> None:

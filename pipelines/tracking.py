@@ -96,3 +96,27 @@ def alias_version(client, name: str, alias: str) -> str | None:
 
     version = with_retries(lookup, f"look up {name}@{alias}")
     return None if version is None else str(version)
+
+
+RUN_MODEL_ARTIFACT = "outputs/model"  # where the training job logs the saved mmm_models model of a run
+
+
+def load_run_model(tracking_uri: str, run_id: str):  # -> mmm_models.fitted.FittedModel
+    """The fitted model saved with a training run's MLflow run (downloaded to a temporary folder, read back).
+
+    Goes through the run, not ``models:/``, so it needs no global MLflow URIs.
+    """
+    import tempfile
+
+    import mlflow
+
+    from mmm_models import persistence
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = with_retries(
+            lambda: mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=RUN_MODEL_ARTIFACT, dst_path=folder, tracking_uri=tracking_uri
+            ),
+            "download model",
+        )
+        return persistence.load(local)
