@@ -91,7 +91,8 @@ class PosteriorEvaluator:
         return linear_predictor(np, self.model.layout, (design or self.design).model_data(), params)
 
     def channel_terms(self, params: dict[str, np.ndarray], spend_lags: np.ndarray) -> np.ndarray:
-        return channel_contributions(np, self.model.layout, {"spend_lags": spend_lags}, params)
+        data = {**self.design.time_basis, "spend_lags": spend_lags}  # weeks of the design's calendar
+        return channel_contributions(np, self.model.layout, data, params)
 
     def outcome(self, mu: np.ndarray) -> np.ndarray:
         """Expected outcome in original units from the linear predictor."""

@@ -12,9 +12,15 @@ NOISE_SIGMA = "noise_sigma"
 NOISE_NU = "noise_nu"
 LOG_LIKELIHOOD = "log_likelihood"
 LIFT_LIKELIHOOD = "lift_likelihood"
+INTERCEPT_GP_COEF = "intercept_gp_coef"  # HSGP weights of the time-varying baseline
+MEDIA_GP_COEF = "media_gp_coef"  # HSGP weights of each media multiplier's log
+MEDIA_LOG_MULTIPLIER_LATEST = "media_log_multiplier_latest"  # log multiplier in the last training week
 
 CHANNEL = "channel"
 CONTROL = "control"
 EVENT = "event"
 FOURIER = "fourier"
 TREND_TERM = "trend_term"
+GP_BASIS = "gp_basis"
+MEDIA_MULTIPLIER = "media_multiplier"
+MARKET = "market"

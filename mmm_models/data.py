@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmm_models.spec import ModelSpec
+from mmm_models.time_varying import basis
 
 WEEK_BUCKET = 26  # weeks; markets are padded up to a multiple of this to share compiled samplers
 
@@ -163,6 +164,7 @@ class Design:
     mask: np.ndarray  # (weeks,) 1 where the week enters the likelihood
     effect_scale: np.ndarray  # (channels,) turns a share or ROAS into a coefficient, see equations
     pad: int
+    time_basis: dict[str, np.ndarray] = field(default_factory=dict)  # HSGP arrays, see time_varying
 
     def model_data(self) -> dict[str, np.ndarray]:
         """The arrays that change from market to market, by data-container name."""
@@ -175,6 +177,7 @@ class Design:
             "target": self.target,
             "mask": self.mask,
             "effect_scale": self.effect_scale,
+            **self.time_basis,
         }
 
 
@@ -243,6 +246,9 @@ def build_design(
         mask=mask,
         effect_scale=effect_scale,
         pad=pad,
+        time_basis=(
+            basis(dates, scaling.time_origin, scaling.time_span_weeks, spec.time_varying) if spec.time_varying else {}
+        ),
     )
 
 

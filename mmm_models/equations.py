@@ -3,8 +3,13 @@
 ``xp`` is ``pytensor.tensor`` when building the PyMC model and ``numpy`` when evaluating posterior
 draws (analysis, prediction). Parameters may carry batch axes in front (draws); data arrays do not.
 
-    mu_t = intercept + trend_t + seasonality_t + controls_t + events_t
-           + sum_c channel_coef_c * saturation_c(adstock_c(spend_c))_t
+    mu_t = intercept + f_0(t) + trend_t + seasonality_t + controls_t + events_t
+           + sum_c channel_coef_c * m_c(t) * saturation_c(adstock_c(spend_c))_t
+
+``f_0`` (a time-varying baseline) and ``m_c`` (a channel's effectiveness multiplier) are optional
+HSGP terms (see ``time_varying``); without them ``f_0 = 0`` and ``m_c = 1``. In a brand model every
+data array has a market axis in front of the weeks, and every parameter one in front of its own
+axes (after any draw axes), so the same equations serve one market and a brand of markets.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ class ChannelLayout:
 
     adstock: tuple[ChannelGroup, ...]
     saturation: tuple[ChannelGroup, ...]
+    multiplier_map: np.ndarray | None = None  # (multipliers, channels) for time-varying channels
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ChannelLayout:
+        media = spec.time_varying.media if spec.time_varying else []
         return cls(
             adstock=_groups([c.adstock for c in spec.channels], "adstock"),
             saturation=_groups([c.saturation for c in spec.channels], "saturation"),
+            multiplier_map=spec.time_varying.multiplier_map(spec.channel_names) if media else None,
         )
 
     def group_params(self, params: Mapping[str, Any], group: ChannelGroup) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def _in_channel_order(xp: Any, parts: list[Any], groups: tuple[ChannelGroup, ...
 def adstocked_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Mapping[str, Any]) -> Any:
     """Adstocked scaled spend, (..., weeks, channels)."""
     parts = [
-        group.transform.apply(xp, spend_lags[:, :, list(group.channels)], **layout.group_params(params, group))
+        group.transform.apply(xp, spend_lags[..., list(group.channels)], **layout.group_params(params, group))
         for group in layout.adstock
     ]
     return _in_channel_order(xp, parts, layout.adstock)
@@ -105,6 +113,8 @@ def baseline_components(xp: Any, data: Mapping[str, Any], params: Mapping[str, A
     """Non-media parts of mu, each (..., weeks); parts whose spec is empty are left out."""
     intercept = xp.expand_dims(params[C.INTERCEPT], -1)
     components = {C.INTERCEPT: intercept * xp.ones_like(data["target"])}
+    if C.INTERCEPT_GP_COEF in params:
+        components["time_varying_baseline"] = linear_term(xp, data[C.GP_BASIS], params[C.INTERCEPT_GP_COEF])
     for name, feature, coef in (
         ("trend", "trend", C.TREND_COEF),
         ("seasonality", "fourier", C.FOURIER_COEF),
@@ -116,10 +126,32 @@ def baseline_components(xp: Any, data: Mapping[str, Any], params: Mapping[str, A
     return components
 
 
+def media_multiplier(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Each channel's effectiveness multiplier, (..., weeks, channels), or 1.0 when none varies.
+
+    With the HSGP basis in ``data`` it follows the weeks; without it (spend that is not on the
+    calendar: response curves, budget optimisation) it is the multiplier of the last training week.
+    """
+    if layout.multiplier_map is None:
+        return 1.0
+    if C.GP_BASIS in data:
+        weights = xp.expand_dims(params[C.MEDIA_GP_COEF], -3)  # (..., 1, m, multipliers)
+        log_multiplier = (xp.expand_dims(data[C.GP_BASIS], -1) * weights).sum(axis=-2)
+    else:
+        log_multiplier = xp.expand_dims(params[C.MEDIA_LOG_MULTIPLIER_LATEST], -2)
+    per_channel = (xp.expand_dims(log_multiplier, -1) * layout.multiplier_map).sum(axis=-2)
+    return xp.exp(per_channel)
+
+
+def latest_log_multiplier(xp: Any, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Log multiplier of each media multiplier in the last training week, (..., multipliers)."""
+    return (xp.expand_dims(data["gp_basis_last"], -1) * params[C.MEDIA_GP_COEF]).sum(axis=-2)
+
+
 def channel_contributions(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """Each channel's term of mu, (..., weeks, channels), in scaled target units."""
     saturated = saturated_spend(xp, layout, data["spend_lags"], params)
-    return saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2)
+    return saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2) * media_multiplier(xp, layout, data, params)
 
 
 def linear_predictor(
@@ -136,6 +168,8 @@ def lift_effects(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params
     contribution with the spend change minus without it, over the window and its carry-over."""
     changed = saturated_spend(xp, layout, data["lift_changed_lags"], params)
     base = saturated_spend(xp, layout, data["lift_base_lags"], params)
-    difference = (changed - base) * xp.expand_dims(params[C.CHANNEL_COEF], -2)  # (..., rows, channels)
+    basis = {C.GP_BASIS: data[f"lift_{C.GP_BASIS}"]} if f"lift_{C.GP_BASIS}" in data else {}
+    effect = xp.expand_dims(params[C.CHANNEL_COEF], -2) * media_multiplier(xp, layout, basis, params)
+    difference = (changed - base) * effect  # (..., rows, channels)
     per_test = data["lift_rows"] @ difference  # (..., tests, channels)
     return (per_test * data["lift_channel"]).sum(axis=-1)

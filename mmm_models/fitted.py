@@ -14,10 +14,10 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from mmm_models.data import DataError, Design, ScalingFactors, build_design, validate_market_frame
+from mmm_models.data import WEEK_BUCKET, DataError, Design, ScalingFactors, build_design, validate_market_frame
 from mmm_models.equations import ChannelLayout
 from mmm_models.fitting import FitSettings, sample
-from mmm_models.lift import build_lift_design, validate_lift_tests
+from mmm_models.lift import LiftDesign, build_lift_design, validate_lift_tests
 from mmm_models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,46 @@ class FittedModel:
         return az.summary(self.idata, var_names=var_names, hdi_prob=0.9)
 
 
+@dataclass(frozen=True)
+class PreparedMarket:
+    """One market's validated data, scaling, design and lift tests, ready to sample."""
+
+    data: pd.DataFrame
+    scaling: ScalingFactors
+    design: Design
+    lift_tests: pd.DataFrame | None
+    lift: LiftDesign | None
+
+
+def prepare_market(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    settings: FitSettings,
+    scaling: ScalingFactors | None = None,
+    market: str = "market",
+    lift_tests: pd.DataFrame | None = None,
+    allow_target_gaps: bool = False,
+    bucket: int | None = WEEK_BUCKET,
+) -> PreparedMarket:
+    """Validate one market's frame (``DataError`` on any problem) and build its design arrays."""
+    data = validate_market_frame(spec, frame, market, allow_target_gaps=allow_target_gaps)
+    train_weeks = len(data) - settings.holdout_weeks
+    if train_weeks < spec.required_weeks():
+        raise DataError(
+            f"{market}: holding out {settings.holdout_weeks} of {len(data)} weeks leaves {train_weeks} to fit on; "
+            f"the model needs at least {spec.required_weeks()}"
+        )
+    if scaling is None:
+        scaling = ScalingFactors.compute(spec, data.iloc[:train_weeks])
+    scaling.check_matches(spec)
+    design = build_design(spec, data, scaling, holdout_weeks=settings.holdout_weeks, bucket=bucket)
+    lift = None
+    if lift_tests is not None and len(lift_tests):
+        lift_tests = validate_lift_tests(spec, lift_tests, data, market)
+        lift = build_lift_design(spec, lift_tests, data, scaling)
+    return PreparedMarket(data, scaling, design, lift_tests if lift is not None else None, lift)
+
+
 def fit(
     spec: ModelSpec,
     frame: pd.DataFrame,
@@ -84,39 +124,25 @@ def fit(
     """
     settings = settings or FitSettings()
     start = time.perf_counter()
-    data = validate_market_frame(spec, frame, market, allow_target_gaps=allow_target_gaps)
-    train_weeks = len(data) - settings.holdout_weeks
-    if train_weeks < spec.required_weeks():
-        raise DataError(
-            f"{market}: holding out {settings.holdout_weeks} of {len(data)} weeks leaves {train_weeks} to fit on; "
-            f"the model needs at least {spec.required_weeks()}"
-        )
-    if scaling is None:
-        scaling = ScalingFactors.compute(spec, data.iloc[:train_weeks])
-    scaling.check_matches(spec)
-    design = build_design(spec, data, scaling, holdout_weeks=settings.holdout_weeks)
-    lift = None
-    if lift_tests is not None and len(lift_tests):
-        lift_tests = validate_lift_tests(spec, lift_tests, data, market)
-        lift = build_lift_design(spec, lift_tests, data, scaling)
+    prepared = prepare_market(spec, frame, settings, scaling, market, lift_tests, allow_target_gaps)
     log.info("%s: sampling %d chains x %d draws (%s)", market, settings.chains, settings.draws, settings.sampler)
-    run = sample(spec, design, settings, lift)
-    idata = _drop_padding_vars(run.idata)
+    run = sample(spec, prepared.design, settings, prepared.lift)
+    idata = drop_padding_vars(run.idata)
     timings = {"sampler_s": run.seconds, "wall_s": time.perf_counter() - start, "compiled": float(run.compiled)}
     log.info("%s: fitted in %.1f s%s", market, timings["wall_s"], " (compiled first)" if run.compiled else "")
     return FittedModel(
         spec=spec,
-        scaling=scaling,
+        scaling=prepared.scaling,
         idata=idata,
-        data=data,
+        data=prepared.data,
         settings=settings,
         market=market,
         timings=timings,
-        lift_tests=lift_tests if lift is not None else None,
+        lift_tests=prepared.lift_tests,
     )
 
 
-def _drop_padding_vars(idata: az.InferenceData) -> az.InferenceData:
+def drop_padding_vars(idata: az.InferenceData) -> az.InferenceData:
     """Keep the parameters only: data containers are stored separately, unpadded."""
     keep = [v for v in idata.posterior.data_vars if not v.endswith("__")]
     idata.posterior = idata.posterior[keep]

@@ -21,8 +21,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmm_models import backend
+from mmm_models import constants as C
 from mmm_models.data import Design
 from mmm_models.equations import ChannelLayout
+from mmm_models.hierarchy import BrandDesign, BrandLift
 from mmm_models.lift import LiftDesign
 from mmm_models.model import build_model, model_coords, model_data
 from mmm_models.spec import ModelSpec
@@ -76,16 +78,33 @@ _CACHE: dict[tuple[Any, ...], Any] = {}
 COMPILE_COUNT = {"count": 0}  # compilations in this process, for benchmarks and tests
 
 
-def sample(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None = None) -> SamplerRun:
-    """Sample the posterior of ``spec`` on ``design`` (and lift tests) with the chosen sampler."""
+def sample(
+    spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None = None
+) -> SamplerRun:
+    """Sample the posterior of ``spec`` on ``design`` (and lift tests) with the chosen sampler.
+
+    A ``BrandDesign`` samples the brand's hierarchical model; its compiled form is shared by every
+    brand with the same structure and number of markets, and the markets' names are set afterwards.
+    """
     runner = {"numpyro": _sample_numpyro, "nutpie": _sample_nutpie, "pymc": _sample_pymc}[settings.sampler]
-    return runner(spec, design, settings, lift)
+    run = runner(spec, design, settings, lift)
+    if isinstance(design, BrandDesign):
+        run.idata = run.idata.assign_coords({C.MARKET: design.markets}, groups="posterior")
+    return run
+
+
+def _structure(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign | BrandLift | None) -> tuple[Any, ...]:
+    """What decides the compiled graph: the spec's structure, the unit, and whether lift tests enter."""
+    unit = ("brand", len(design.markets)) if isinstance(design, BrandDesign) else ("market",)
+    return (spec.structure_key(), *unit, lift is not None)
 
 
 # --- numpyro -----------------------------------------------------------------------------------
 
 
-def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> _CompiledJax:
+def _compile_numpyro(
+    spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
+) -> _CompiledJax:
     import jax
     from numpyro.infer.hmc import hmc
     from pymc.initial_point import make_initial_point_fn
@@ -155,7 +174,7 @@ def _compile_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lif
         value_names=value_names,
         output_names=[v.name for v in model.unobserved_value_vars],
         dims=dims,
-        coords=model_coords(spec, layout),
+        coords=model_coords(spec, layout, design.markets if isinstance(design, BrandDesign) else None),
         data_names=[v.name for v in data_vars],
     )
 
@@ -166,13 +185,14 @@ def _parallel_devices(settings: FitSettings) -> int:
     return max(d for d in range(1, available + 1) if settings.chains % d == 0)
 
 
-def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> SamplerRun:
+def _sample_numpyro(
+    spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
+) -> SamplerRun:
     import jax
 
     key = (
         "numpyro",
-        spec.structure_key(),
-        lift is not None,
+        *_structure(spec, design, lift),
         settings.chains,
         settings.draws,
         settings.tune,
@@ -190,7 +210,7 @@ def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lift
     first_time = shape not in compiled.shapes_seen
     if first_time:
         COMPILE_COUNT["count"] += 1
-        log.info("compiling for %d weeks (first market of this length)", design.mask.shape[0])
+        log.info("compiling for %d weeks (first of this length)", data_values["mask"].shape[-1])
 
     run, devices = compiled.run, compiled.devices
     chains = settings.chains
@@ -233,10 +253,12 @@ def _sample_numpyro(spec: ModelSpec, design: Design, settings: FitSettings, lift
 # --- nutpie ------------------------------------------------------------------------------------
 
 
-def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> SamplerRun:
+def _sample_nutpie(
+    spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
+) -> SamplerRun:
     import nutpie
 
-    key = ("nutpie", spec.structure_key(), lift is not None)
+    key = ("nutpie", *_structure(spec, design, lift))
     start = time.perf_counter()
     compiled_model = _CACHE.get(key)
     first_time = compiled_model is None
@@ -261,11 +283,13 @@ def _sample_nutpie(spec: ModelSpec, design: Design, settings: FitSettings, lift:
 # --- pymc --------------------------------------------------------------------------------------
 
 
-def _sample_pymc(spec: ModelSpec, design: Design, settings: FitSettings, lift: LiftDesign | None) -> SamplerRun:
+def _sample_pymc(
+    spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
+) -> SamplerRun:
     import pymc as pm
 
     start = time.perf_counter()
-    key = ("pymc", spec.structure_key(), lift is not None)
+    key = ("pymc", *_structure(spec, design, lift))
     model = _CACHE.get(key)
     first_time = model is None
     if first_time:

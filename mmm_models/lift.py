@@ -12,13 +12,15 @@ with different numbers of tests share one compiled sampler.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from mmm_models.constants import GP_BASIS
 from mmm_models.data import DataError, ScalingFactors, lag_tensor
 from mmm_models.spec import ModelSpec
+from mmm_models.time_varying import basis
 
 LIFT_COLUMNS = ["channel", "start", "end", "spend_delta", "lift", "lift_se"]
 TEST_BUCKET = 4
@@ -35,9 +37,11 @@ class LiftDesign:
     observed: np.ndarray  # (tests,) observed lift / target scale
     se: np.ndarray  # (tests,) standard error / target scale (1 for padding)
     mask: np.ndarray  # (tests,) 1 for a real test
+    time_basis: dict[str, np.ndarray] = field(default_factory=dict)  # HSGP basis of the R rows' weeks
 
     def model_data(self) -> dict[str, np.ndarray]:
         return {
+            **{f"lift_{name}": value for name, value in self.time_basis.items()},
             "lift_base_lags": self.base_lags,
             "lift_changed_lags": self.changed_lags,
             "lift_rows": self.rows,
@@ -100,7 +104,7 @@ def build_lift_design(
     weeks = pd.to_datetime(data[spec.date_column]).reset_index(drop=True)
     spend = data[channels].to_numpy(float) / np.array([scaling.spend[c] for c in channels])
     n_tests = int(np.ceil(len(tests) / bucket) * bucket)
-    base_parts, changed_parts, owners = [], [], []
+    base_parts, changed_parts, owners, row_dates = [], [], [], []
     for k, test in tests.iterrows():
         first = int(np.flatnonzero(weeks >= test["start"])[0])
         last = int(np.flatnonzero(weeks <= test["end"])[-1])
@@ -119,6 +123,7 @@ def build_lift_design(
         base_parts.append(lag_tensor(local, spec.max_l_max)[lags:])
         changed_parts.append(lag_tensor(changed, spec.max_l_max)[lags:])
         owners.extend([k] * (len(local) - lags))
+        row_dates.append(pd.date_range(weeks[first], periods=len(local) - lags, freq="7D").to_numpy("datetime64[D]"))
     owners_array = np.array(owners)
     rows = np.zeros((n_tests, len(owners)))
     rows[owners_array, np.arange(len(owners))] = 1.0
@@ -128,6 +133,10 @@ def build_lift_design(
     observed[: len(tests)] = tests["lift"].to_numpy(float) / scaling.target
     se[: len(tests)] = tests["lift_se"].to_numpy(float) / scaling.target
     mask[: len(tests)] = 1.0
+    time_basis = {}
+    if spec.time_varying is not None:
+        dates = np.concatenate(row_dates)
+        time_basis = {GP_BASIS: basis(dates, scaling.time_origin, scaling.time_span_weeks, spec.time_varying)[GP_BASIS]}
     return LiftDesign(
         base_lags=np.concatenate(base_parts),
         changed_lags=np.concatenate(changed_parts),
@@ -136,4 +145,5 @@ def build_lift_design(
         observed=observed,
         se=se,
         mask=mask,
+        time_basis=time_basis,
     )

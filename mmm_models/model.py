@@ -8,14 +8,23 @@ import pytensor.tensor as pt
 
 from mmm_models import constants as C
 from mmm_models.data import Design
-from mmm_models.equations import ChannelLayout, baseline_components, lift_effects, saturated_spend
+from mmm_models.equations import (
+    ChannelLayout,
+    baseline_components,
+    latest_log_multiplier,
+    lift_effects,
+    media_multiplier,
+    saturated_spend,
+)
+from mmm_models.hierarchy import BrandDesign, BrandLift, brand_effect_location, grouped_coords, pooled_variable
 from mmm_models.lift import LiftDesign
 from mmm_models.priors import stacked_variable
 from mmm_models.spec import ModelSpec
+from mmm_models.time_varying import TimeVaryingSpec, spectral_coefficients
 from mmm_models.transforms import Adstock, Saturation
 
 
-def model_coords(spec: ModelSpec, layout: ChannelLayout) -> dict[str, list[str]]:
+def model_coords(spec: ModelSpec, layout: ChannelLayout, markets: list[str] | None = None) -> dict[str, list[str]]:
     """Coordinates of the parameter dimensions (none of them depend on the market's data)."""
     coords: dict[str, list[str]] = {
         C.CHANNEL: spec.channel_names,
@@ -26,10 +35,18 @@ def model_coords(spec: ModelSpec, layout: ChannelLayout) -> dict[str, list[str]]
     }
     for group in (*layout.adstock, *layout.saturation):
         coords[group.dim] = [spec.channel_names[i] for i in group.channels]
+    if spec.time_varying is not None:
+        coords[C.GP_BASIS] = [f"phi_{j}" for j in range(1, spec.time_varying.basis_functions + 1)]
+        coords[C.MEDIA_MULTIPLIER] = [m.label for m in spec.time_varying.media]
+    if markets is not None:
+        coords[C.MARKET] = list(markets)
+        coords.update(grouped_coords(spec))
     return coords
 
 
-def model_data(spec: ModelSpec, design: Design, lift: LiftDesign | None = None) -> dict[str, np.ndarray]:
+def model_data(
+    spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign | BrandLift | None = None
+) -> dict[str, np.ndarray]:
     """The design arrays this spec's graph uses (and the lift tests' arrays), by data-container name."""
     unused = {
         "trend": spec.trend.type == "none",
@@ -41,55 +58,77 @@ def model_data(spec: ModelSpec, design: Design, lift: LiftDesign | None = None) 
     return {**arrays, **(lift.model_data() if lift is not None else {})}
 
 
-def build_model(spec: ModelSpec, design: Design, lift: LiftDesign | None = None) -> pm.Model:
+def build_model(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign | BrandLift | None = None) -> pm.Model:
     """The PyMC model of ``spec``, holding ``design`` (and any lift tests) in data containers.
 
     Channel effects are drawn on the scale the spec states their prior on (contribution share, ROAS
     or coefficient) and turned into ``channel_coef`` deterministically, using the saturated spend
-    summed over the weeks in the likelihood.
+    summed over the weeks in the likelihood. With a ``BrandDesign`` the model is one hierarchical
+    model over the brand's markets: every parameter gets a leading market axis, channel effects
+    (and, if configured, adstock and saturation) are partially pooled, the rest is per market.
     """
     layout = ChannelLayout.from_spec(spec)
-    with pm.Model(coords=model_coords(spec, layout)) as model:
+    markets = design.markets if isinstance(design, BrandDesign) else None
+    batch = (C.MARKET,) if markets is not None else ()
+    with pm.Model(coords=model_coords(spec, layout, markets)) as model:
         data = {name: pm.Data(name, value) for name, value in model_data(spec, design, lift).items()}
         params: dict[str, pt.TensorVariable] = {}
-        level = spec.intercept_prior.create_variable(C.MEAN_LEVEL)
-        params[C.INTERCEPT] = pt.zeros(())  # placeholder until the level is known, see below
+        level = spec.intercept_prior.create_variable(C.MEAN_LEVEL, dims=batch or None)
         if spec.trend.type != "none":
             trend_priors = [spec.trend.slope_prior] + [spec.trend.changepoint_prior] * spec.trend.changepoints
-            params[C.TREND_COEF] = stacked_variable(C.TREND_COEF, trend_priors, C.TREND_TERM)
+            params[C.TREND_COEF] = stacked_variable(C.TREND_COEF, trend_priors, C.TREND_TERM, batch)
         if spec.seasonality.harmonics:
             params[C.FOURIER_COEF] = stacked_variable(
-                C.FOURIER_COEF, [spec.seasonality.prior] * 2 * spec.seasonality.harmonics, C.FOURIER
+                C.FOURIER_COEF, [spec.seasonality.prior] * 2 * spec.seasonality.harmonics, C.FOURIER, batch
             )
         if spec.controls:
-            params[C.CONTROL_COEF] = stacked_variable(C.CONTROL_COEF, [c.prior for c in spec.controls], C.CONTROL)
+            params[C.CONTROL_COEF] = stacked_variable(
+                C.CONTROL_COEF, [c.prior for c in spec.controls], C.CONTROL, batch
+            )
         if spec.events:
-            params[C.EVENT_COEF] = stacked_variable(C.EVENT_COEF, [e.prior for e in spec.events], C.EVENT)
+            params[C.EVENT_COEF] = stacked_variable(C.EVENT_COEF, [e.prior for e in spec.events], C.EVENT, batch)
+        pooled = markets is not None and spec.pooling.transforms == "pooled"
         for group in (*layout.adstock, *layout.saturation):
             for param in group.transform.param_names:
+                name = group.variable(param)
                 priors = [_transform_of(spec, group.transform.kind, i).prior(param) for i in group.channels]
-                params[group.variable(param)] = stacked_variable(group.variable(param), priors, group.dim)
+                params[name] = (
+                    pooled_variable(name, priors, group.dim, spec.pooling.transform_sd)
+                    if pooled
+                    else stacked_variable(name, priors, group.dim, batch)
+                )
+        if spec.time_varying is not None:
+            params.update(_time_varying_coefficients(spec.time_varying, data, batch))
 
         saturated = saturated_spend(pt, layout, data["spend_lags"], params)
-        effect = stacked_variable(C.CHANNEL_EFFECT, [c.effect.resolved_prior() for c in spec.channels], C.CHANNEL)
-        saturation_total = (saturated * data["mask"][:, None]).sum(axis=0)
+        effect_priors = [c.effect.resolved_prior() for c in spec.channels]
+        if markets is None:
+            effect = stacked_variable(C.CHANNEL_EFFECT, effect_priors, C.CHANNEL)
+        else:
+            location = brand_effect_location(spec, effect_priors)
+            effect = pooled_variable(C.CHANNEL_EFFECT, effect_priors, C.CHANNEL, spec.pooling.effect_sd, location)
+        effective = saturated * media_multiplier(pt, layout, data, params)
+        saturation_total = (effective * data["mask"][..., None]).sum(axis=-2)
         derived = np.array([c.effect.kind != "coefficient" for c in spec.channels])
         coef = pt.where(derived, effect * data["effect_scale"] / pt.maximum(saturation_total, 1e-9), effect)
-        params[C.CHANNEL_COEF] = pm.Deterministic(C.CHANNEL_COEF, coef, dims=C.CHANNEL)
+        params[C.CHANNEL_COEF] = pm.Deterministic(C.CHANNEL_COEF, coef, dims=(*batch, C.CHANNEL))
 
         # The sampler moves the mean level of mu over the observed weeks, not the intercept: an
         # always-on channel near saturation or a slowly moving control is almost a constant, and
         # would otherwise trade off against the intercept along a long, curved ridge.
-        rest = sum(baseline_components(pt, data, params).values()) + (saturated * coef).sum(axis=-1)
-        weights = data["mask"] / pt.maximum(data["mask"].sum(), 1.0)
-        params[C.INTERCEPT] = pm.Deterministic(C.INTERCEPT, level - (rest * weights).sum())
-        mu = rest + params[C.INTERCEPT]
-        sigma = spec.target.noise_prior.create_variable(C.NOISE_SIGMA)
+        baseline = baseline_components(pt, data, {**params, C.INTERCEPT: pt.zeros_like(level)})
+        rest = sum(baseline.values()) + (effective * pt.expand_dims(coef, -2)).sum(axis=-1)
+        weights = data["mask"] / pt.maximum(data["mask"].sum(axis=-1, keepdims=True), 1.0)
+        intercept = level - (rest * weights).sum(axis=-1)
+        params[C.INTERCEPT] = pm.Deterministic(C.INTERCEPT, intercept, dims=batch or None)
+        mu = rest + pt.expand_dims(intercept, -1)
+        sigma = spec.target.noise_prior.create_variable(C.NOISE_SIGMA, dims=batch or None)
+        scale = pt.expand_dims(sigma, -1)
         if spec.target.likelihood == "student_t":
-            nu = spec.target.nu_prior.create_variable(C.NOISE_NU)
-            noise = pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma)
+            nu = spec.target.nu_prior.create_variable(C.NOISE_NU, dims=batch or None)
+            noise = pm.StudentT.dist(nu=pt.expand_dims(nu, -1), mu=mu, sigma=scale)
         else:
-            noise = pm.Normal.dist(mu=mu, sigma=sigma)
+            noise = pm.Normal.dist(mu=mu, sigma=scale)
         # Padding and held-out weeks stay in the graph (fixed shapes) but carry zero weight.
         pm.Potential(C.LOG_LIKELIHOOD, (pm.logp(noise, data["target"]) * data["mask"]).sum())
         if lift is not None:
@@ -98,6 +137,30 @@ def build_model(spec: ModelSpec, design: Design, lift: LiftDesign | None = None)
             test_fit = pm.logp(pm.Normal.dist(mu=modelled, sigma=data["lift_se"]), data["lift_observed"])
             pm.Potential(C.LIFT_LIKELIHOOD, (test_fit * data["lift_mask"]).sum())
     return model
+
+
+def _time_varying_coefficients(
+    spec: TimeVaryingSpec, data: dict[str, pt.TensorVariable], batch: tuple[str, ...]
+) -> dict[str, pt.TensorVariable]:
+    """HSGP weights of the time-varying baseline and media multipliers (length scales and
+    amplitudes shared by a brand's markets, paths per market), and each multiplier's latest value."""
+    out: dict[str, pt.TensorVariable] = {}
+    dims = (*batch, C.GP_BASIS)
+    if spec.intercept is not None:
+        weights = spectral_coefficients("intercept_gp", spec.intercept, data["gp_frequencies"], dims)
+        out[C.INTERCEPT_GP_COEF] = pm.Deterministic(C.INTERCEPT_GP_COEF, weights, dims=dims)
+    if spec.media:
+        columns = [
+            spectral_coefficients(f"media_gp{k}", component, data["gp_frequencies"], dims)
+            for k, component in enumerate(spec.media)
+        ]
+        coef = pm.Deterministic(C.MEDIA_GP_COEF, pt.stack(columns, axis=-1), dims=(*dims, C.MEDIA_MULTIPLIER))
+        out[C.MEDIA_GP_COEF] = coef
+        latest = latest_log_multiplier(pt, data, {C.MEDIA_GP_COEF: coef})
+        out[C.MEDIA_LOG_MULTIPLIER_LATEST] = pm.Deterministic(
+            C.MEDIA_LOG_MULTIPLIER_LATEST, latest, dims=(*batch, C.MEDIA_MULTIPLIER)
+        )
+    return out
 
 
 def _transform_of(spec: ModelSpec, kind: str, channel: int) -> Adstock | Saturation:

@@ -63,34 +63,37 @@ class Prior(BaseModel):
             raise ValueError("Uniform needs lower < upper")
         return self
 
-    def create_variable(self, name: str) -> Any:
-        """Create the scalar PyMC random variable ``name``."""
-        return getattr(pm, self.dist)(name, **self.params)
+    def create_variable(self, name: str, dims: str | tuple[str, ...] | None = None) -> Any:
+        """Create the PyMC random variable ``name``: a scalar, or one per element of ``dims``."""
+        return getattr(pm, self.dist)(name, **self.params, dims=dims)
 
 
-def stacked_variable(name: str, priors: list[Prior], dims: str | None = None) -> Any:
+def stacked_variable(name: str, priors: list[Prior], dims: str, batch: tuple[str, ...] = ()) -> Any:
     """One vector variable whose elements each have their own prior.
 
     Elements whose priors share a family (and parameter names) become one vector random variable
     with per-element parameters, which keeps the graph, and so compile time, small. With several
     families, each gets its own variable (``<name>_<family>``) and ``name`` is their combination.
+    ``batch`` dims (a brand's markets) go in front: every market draws its own vector.
     """
     groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for index, prior in enumerate(priors):
         groups.setdefault((prior.dist, tuple(sorted(prior.params))), []).append(index)
     if len(groups) == 1:
-        return _vector_variable(name, priors, dims)
+        return _vector_variable(name, priors, (*batch, dims))
+    batch_shape = tuple(len(pm.modelcontext(None).coords[d]) for d in batch)
     parts, order = [], []
     for (family, _), indices in groups.items():
-        parts.append(_vector_variable(f"{name}_{family.lower()}", [priors[i] for i in indices], None))
+        part = [priors[i] for i in indices]
+        parts.append(_vector_variable(f"{name}_{family.lower()}", part, shape=(*batch_shape, len(part))))
         order.extend(indices)
-    combined = pt.concatenate(parts)[np.argsort(order)]
-    return pm.Deterministic(name, combined, dims=dims)
+    combined = pt.concatenate(parts, axis=-1)[..., np.argsort(order)]
+    return pm.Deterministic(name, combined, dims=(*batch, dims))
 
 
-def _vector_variable(name: str, priors: list[Prior], dims: str | None) -> Any:
+def _vector_variable(
+    name: str, priors: list[Prior], dims: tuple[str, ...] | None = None, shape: tuple[int, ...] | None = None
+) -> Any:
     family = priors[0].dist
     params = {k: np.array([p.params[k] for p in priors]) for k in priors[0].params}
-    if dims is not None:
-        return getattr(pm, family)(name, **params, dims=dims)
-    return getattr(pm, family)(name, **params, shape=len(priors))
+    return getattr(pm, family)(name, **params, dims=dims, shape=shape)

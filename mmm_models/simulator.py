@@ -8,6 +8,7 @@ half-lives and half-saturation spend, so a fitted model can be scored on what us
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,7 @@ class Truth:
     adstock_half_life: dict[str, float]
     half_saturation_spend: dict[str, float]
     noise_sd: float
+    multiplier: dict[str, np.ndarray] = field(default_factory=dict)  # weekly effectiveness paths, if any
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,18 @@ def simulate_spend(pattern: str, weeks: int, level: float, rng: np.random.Genera
     raise ValueError(f"unknown spend pattern {pattern!r}; choose one of {SPEND_PATTERNS}")
 
 
-def simulate_market(config: SimulationConfig | None = None, seed: int = 0) -> SimulatedMarket:
-    """Draw one market and its truth."""
+def simulate_market(
+    config: SimulationConfig | None = None,
+    seed: int = 0,
+    truth: Mapping[str, Mapping[str, float]] | None = None,
+    multiplier: Mapping[str, np.ndarray] | None = None,
+) -> SimulatedMarket:
+    """Draw one market and its truth.
+
+    ``truth`` fixes some parameters instead of drawing them: ``{"alpha": {...}, "lam": {...},
+    "roas": {...}}`` by channel (a fixed ROAS sets the coefficient that delivers it). ``multiplier``
+    gives a channel's weekly effectiveness path (its effect is multiplied by it week by week).
+    """
     config = config or SimulationConfig()
     rng = np.random.default_rng(seed)
     weeks, names = config.weeks, list(config.channels)
@@ -103,8 +115,9 @@ def simulate_market(config: SimulationConfig | None = None, seed: int = 0) -> Si
         leader, follower = (names.index(c) for c in config.correlated)
         ratio = spend[:, follower].mean() / spend[:, leader].mean()
         spend[:, follower] = spend[:, leader] * ratio * rng.lognormal(0, 0.1, weeks)
-    alpha = rng.uniform(*config.alpha_range, len(names))
-    lam = rng.uniform(*config.lam_range, len(names))
+    truth, multiplier = truth or {}, multiplier or {}
+    alpha = _fixed_or(truth.get("alpha"), names, rng.uniform(*config.alpha_range, len(names)))
+    lam = _fixed_or(truth.get("lam"), names, rng.uniform(*config.lam_range, len(names)))
     scale = spend.max(axis=0)
     adstock = GeometricAdstock(l_max=config.l_max)
     saturated = LogisticSaturation().apply(
@@ -117,16 +130,21 @@ def simulate_market(config: SimulationConfig | None = None, seed: int = 0) -> Si
     baseline = config.baseline_level * (
         1.0 + 0.15 * t + fourier @ rng.normal(0, 0.06, fourier.shape[1]) - 0.8 * (price_index - 1)
     )
+    paths = np.stack([np.asarray(multiplier.get(c, np.ones(weeks)), dtype=float) for c in names], axis=1)
+    effective = saturated * paths
     share = rng.uniform(*config.share_range, len(names))
-    coef = share * baseline.sum() / (1 - share.sum()) / saturated.sum(axis=0)
-    contributions = saturated * coef
+    coef = share * baseline.sum() / (1 - share.sum()) / effective.sum(axis=0)
+    if "roas" in truth:
+        roas = _fixed_or(truth["roas"], names, np.full(len(names), np.nan))
+        coef = np.where(np.isnan(roas), coef, roas * spend.sum(axis=0) / effective.sum(axis=0))
+    contributions = effective * coef
     noise_sd = config.noise * config.baseline_level
     y = baseline + contributions.sum(axis=1) + rng.normal(0, noise_sd, weeks)
 
     data = pd.DataFrame({"date": dates, "y": y, **dict(zip(names, spend.T, strict=True)), "price_index": price_index})
     totals = contributions.sum(axis=0)
     weights = adstock.weights(np, alpha=alpha)
-    truth = Truth(
+    truth_out = Truth(
         alpha=dict(zip(names, alpha, strict=True)),
         lam=dict(zip(names, lam, strict=True)),
         coef=dict(zip(names, coef, strict=True)),
@@ -136,8 +154,62 @@ def simulate_market(config: SimulationConfig | None = None, seed: int = 0) -> Si
         adstock_half_life=dict(zip(names, half_life(weights), strict=True)),
         half_saturation_spend=dict(zip(names, LogisticSaturation().half_saturation(lam=lam) * scale, strict=True)),
         noise_sd=noise_sd,
+        multiplier={c: paths[:, i] for i, c in enumerate(names) if c in multiplier},
     )
-    return SimulatedMarket(data=data, truth=truth, config=config)
+    return SimulatedMarket(data=data, truth=truth_out, config=config)
+
+
+def _fixed_or(fixed: Mapping[str, float] | None, names: list[str], drawn: np.ndarray) -> np.ndarray:
+    """The fixed value of each channel where given, else the drawn one."""
+    fixed = fixed or {}
+    return np.array([fixed.get(c, drawn[i]) for i, c in enumerate(names)], dtype=float)
+
+
+@dataclass(frozen=True)
+class SimulatedBrand:
+    """A brand's markets, simulated from one brand-level distribution of channel parameters."""
+
+    markets: dict[str, SimulatedMarket]
+    brand_roas: dict[str, float]  # the brand-level (median) ROAS each market's is drawn around
+
+
+def simulate_brand(
+    weeks: Mapping[str, int],
+    channels: tuple[str, ...] = ("tv", "search", "social", "display"),
+    market_sd: float = 0.25,
+    end: str = "2024-12-30",
+    seed: int = 0,
+) -> SimulatedBrand:
+    """Markets (name -> weeks of history, all ending at ``end``) whose ROAS, adstock decay and
+    saturation are drawn around brand-level values: log ROAS and log lam with sd ``market_sd``,
+    logit alpha with sd ``market_sd``. Spend levels and baseline sizes differ by market."""
+    rng = np.random.default_rng(seed)
+    brand_roas = np.exp(rng.uniform(np.log(0.8), np.log(3.0), len(channels)))
+    brand_alpha = rng.uniform(0.2, 0.6, len(channels))
+    brand_lam = rng.uniform(1.0, 3.0, len(channels))
+    markets = {}
+    for index, (market, length) in enumerate(weeks.items()):
+        baseline = float(rng.uniform(50_000, 200_000))
+        start = pd.Timestamp(end) - pd.Timedelta(weeks=length - 1)
+        config = SimulationConfig(
+            weeks=length,
+            channels=channels,
+            start=str(start.date()),
+            baseline_level=baseline,
+            spend_level_range=(0.02 * baseline, 0.08 * baseline),
+        )
+        logit_alpha = np.log(brand_alpha / (1 - brand_alpha)) + rng.normal(0, market_sd, len(channels))
+
+        def by_channel(values: np.ndarray) -> dict[str, float]:
+            return dict(zip(channels, values.tolist(), strict=True))
+
+        truth = {
+            "roas": by_channel(brand_roas * np.exp(rng.normal(0, market_sd, len(channels)))),
+            "alpha": by_channel(1 / (1 + np.exp(-logit_alpha))),
+            "lam": by_channel(brand_lam * np.exp(rng.normal(0, market_sd, len(channels)))),
+        }
+        markets[market] = simulate_market(config, seed=seed * 1000 + index + 1, truth=truth)
+    return SimulatedBrand(markets=markets, brand_roas=dict(zip(channels, brand_roas.tolist(), strict=True)))
 
 
 def simulation_spec(config: SimulationConfig | None = None, name: str = "simulated") -> ModelSpec:

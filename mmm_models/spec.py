@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mmm_models.priors import Prior
+from mmm_models.time_varying import TimeVaryingSpec
 from mmm_models.transforms import (
     DelayedAdstock,
     GeometricAdstock,
@@ -127,6 +128,27 @@ class TargetSpec(_Frozen):
     nu_prior: Prior = Prior(dist="Gamma", params={"alpha": 2, "beta": 0.1})
 
 
+class PoolingSpec(_Frozen):
+    """How a brand model (one model over a brand's markets) shares strength between markets.
+
+    Each market's channel effect is the brand's effect moved by ``effect_sd`` x a standard normal, on
+    the link scale of the effect's prior (logit for a share, log for a ROAS or coefficient): a
+    non-centred hierarchy. Adstock and saturation parameters are pooled the same way when
+    ``transforms`` is ``pooled``; ``independent`` gives every market its own, with the channel's prior.
+    Channels listed together in ``channel_groups`` (e.g. upper-funnel video) draw their brand-level
+    effects around one group effect, with spread ``group_sd``. Used only when the unit is a brand.
+    """
+
+    effect_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
+    transforms: Literal["pooled", "independent"] = "pooled"
+    transform_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
+    channel_groups: dict[str, list[str]] = Field(default_factory=dict)
+    group_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
+
+    def group_of(self, channel: str) -> str | None:
+        return next((name for name, members in self.channel_groups.items() if channel in members), None)
+
+
 class ModelSpec(_Frozen):
     """Everything that defines one MMM, independent of which market's data it is fitted to."""
 
@@ -140,6 +162,8 @@ class ModelSpec(_Frozen):
     trend: TrendSpec = Field(default_factory=TrendSpec)
     intercept_prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
     min_weeks: int = Field(default=26, ge=1, description="shortest history a market may be fitted on")
+    time_varying: TimeVaryingSpec | None = None
+    pooling: PoolingSpec = Field(default_factory=PoolingSpec)
 
     @model_validator(mode="after")
     def _check_names(self) -> ModelSpec:
@@ -149,6 +173,15 @@ class ModelSpec(_Frozen):
             raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
         if self.target.column in names or self.date_column in names:
             raise ValueError("the target and date columns cannot also be channels, controls or events")
+        channels = set(self.channel_names)
+        listed = [c for m in (self.time_varying.media if self.time_varying else []) for c in m.channels]
+        listed += [c for members in self.pooling.channel_groups.values() for c in members]
+        unknown = sorted(set(listed) - channels)
+        if unknown:
+            raise ValueError(f"time_varying and pooling name channels that are not in the spec: {unknown}")
+        grouped = [c for members in self.pooling.channel_groups.values() for c in members]
+        if len(grouped) != len(set(grouped)):
+            raise ValueError("a channel can belong to one channel group only")
         if self.target.link == "log" and any(c.effect.kind != "coefficient" for c in self.channels):
             bad = [c.name for c in self.channels if c.effect.kind != "coefficient"]
             raise ValueError(

@@ -35,9 +35,10 @@ class Adstock(Transform):
         return raw / raw.sum(axis=-2, keepdims=True)
 
     def apply(self, xp: Any, spend_lags: Any, **params: Any) -> Any:
-        """Adstocked spend (..., weeks, channels) from lag tensor (weeks, lags, channels)."""
+        """Adstocked spend (..., weeks, channels) from lag tensor ([markets,] weeks, lags, channels);
+        with a market axis, parameters are (..., markets, channels)."""
         weights = self.weights(xp, **params)
-        return (spend_lags[:, : self.l_max, :] * xp.expand_dims(weights, -3)).sum(axis=-2)
+        return (spend_lags[..., : self.l_max, :] * xp.expand_dims(weights, -3)).sum(axis=-2)
 
     def structure_key(self) -> tuple[Any, ...]:
         return (*super().structure_key(), self.l_max)

@@ -1,0 +1,137 @@
+"""Brand models: one hierarchical model over a brand's markets, read as one model per market.
+
+``fit_brand`` validates every market on its own (a market that fails validation is reported and left
+out; the others are fitted), stacks their designs, samples the pooled posterior once, and splits it
+into one ``FittedModel`` per market: that market's slice of every market-level parameter. Everything
+built on ``FittedModel`` (analysis, prediction, persistence, diagnostics, tracking) therefore works
+unchanged for both units. Brand-level parameters (the pooled means and spreads, GP length scales)
+stay in ``BrandFit.idata``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from mmm_models import constants as C
+from mmm_models.data import DataError, ScalingFactors, padded_length
+from mmm_models.fitted import FittedModel, PreparedMarket, drop_padding_vars, prepare_market
+from mmm_models.fitting import FitSettings, sample
+from mmm_models.hierarchy import BrandDesign, BrandLift
+from mmm_models.lift import LiftDesign
+from mmm_models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BrandFit:
+    """The brand's joint posterior, one ``FittedModel`` per fitted market, and the markets left out."""
+
+    spec: ModelSpec
+    brand: str
+    idata: az.InferenceData
+    markets: dict[str, FittedModel]
+    failed: dict[str, str] = field(default_factory=dict)  # market -> why it was left out
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def brand_summary(self) -> pd.DataFrame:
+        """Summary (90% HDI) of the brand-level parameters: pooled means, spreads, GP hyperparameters."""
+        names = [v for v, da in self.idata.posterior.data_vars.items() if C.MARKET not in da.dims]
+        return az.summary(self.idata, var_names=names, hdi_prob=0.9)
+
+
+def fit_brand(
+    spec: ModelSpec,
+    frames: Mapping[str, pd.DataFrame],
+    settings: FitSettings | None = None,
+    scalings: Mapping[str, ScalingFactors] | None = None,
+    brand: str = "brand",
+    lift_tests: Mapping[str, pd.DataFrame] | None = None,
+    allow_target_gaps: bool = False,
+) -> BrandFit:
+    """Fit one hierarchical model over ``frames`` (market -> weekly frame) of one brand.
+
+    Markets may have different history lengths: each is padded at the front and masked. A market
+    whose data is invalid is left out with its reason in ``failed``; ``DataError`` is raised only
+    when fewer than two markets remain (a brand model of one market is the independent model).
+    """
+    settings = settings or FitSettings()
+    start = time.perf_counter()
+    scalings, lift_tests = scalings or {}, lift_tests or {}
+    prepared: dict[str, PreparedMarket] = {}
+    failed: dict[str, str] = {}
+    for market, frame in frames.items():
+        try:
+            prepared[market] = prepare_market(
+                spec, frame, settings, scalings.get(market), market, lift_tests.get(market), allow_target_gaps, None
+            )
+        except DataError as exc:
+            log.warning("%s/%s left out of the brand model: %s", brand, market, exc)
+            failed[market] = str(exc)
+    if len(prepared) < 2:
+        raise DataError(f"{brand}: a brand model needs at least two valid markets; left out: {failed or 'none'}")
+
+    markets = list(prepared)
+    weeks = padded_length(max(len(p.design.mask) for p in prepared.values()))
+    design = BrandDesign(markets, [p.design for p in prepared.values()], weeks)
+    tested = [p.lift for p in prepared.values() if p.lift is not None]
+    lift = BrandLift([p.lift or _no_tests(spec) for p in prepared.values()]) if tested else None
+    log.info(
+        "%s: sampling one model over %d markets (%d weeks), %d chains x %d draws (%s)",
+        brand, len(markets), weeks, settings.chains, settings.draws, settings.sampler,
+    )  # fmt: skip
+    run = sample(spec, design, settings, lift)
+    idata = drop_padding_vars(run.idata)
+    wall = time.perf_counter() - start
+    timings = {"sampler_s": run.seconds, "wall_s": wall, "compiled": float(run.compiled), "markets": len(markets)}
+    log.info("%s: brand model fitted in %.1f s%s", brand, wall, " (compiled first)" if run.compiled else "")
+    views = {m: _market_view(spec, idata, prepared[m], settings, m, timings) for m in markets}
+    return BrandFit(spec=spec, brand=brand, idata=idata, markets=views, failed=failed, timings=timings)
+
+
+def _market_view(
+    spec: ModelSpec,
+    idata: az.InferenceData,
+    prepared: PreparedMarket,
+    settings: FitSettings,
+    market: str,
+    timings: dict[str, float],
+) -> FittedModel:
+    """The market's slice of the joint posterior, as a single-market ``FittedModel``."""
+    posterior = idata.posterior
+    market_vars = [v for v, da in posterior.data_vars.items() if C.MARKET in da.dims]
+    sliced = posterior[market_vars].sel({C.MARKET: market}, drop=True)
+    view = az.InferenceData(posterior=sliced, sample_stats=idata.sample_stats)
+    return FittedModel(
+        spec=spec,
+        scaling=prepared.scaling,
+        idata=view,
+        data=prepared.data,
+        settings=settings,
+        market=market,
+        timings={**timings, "unit_brand": 1.0},
+        lift_tests=prepared.lift_tests,
+    )
+
+
+def _no_tests(spec: ModelSpec) -> LiftDesign:
+    """An empty lift design for a market without tests, so the brand's arrays stack."""
+    channels, lags = len(spec.channel_names), spec.max_l_max
+    basis = {C.GP_BASIS: np.zeros((0, spec.time_varying.basis_functions))} if spec.time_varying else {}
+    return LiftDesign(
+        base_lags=np.zeros((0, lags, channels)),
+        changed_lags=np.zeros((0, lags, channels)),
+        rows=np.zeros((0, 0)),
+        channel=np.zeros((0, channels)),
+        observed=np.zeros(0),
+        se=np.ones(0),
+        mask=np.zeros(0),
+        time_basis=basis,
+    )
