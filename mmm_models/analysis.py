@@ -21,7 +21,13 @@ import pandas as pd
 
 from mmm_models import constants as C
 from mmm_models.data import Design, lag_tensor
-from mmm_models.equations import baseline_components, channel_contributions, lift_effects, linear_predictor
+from mmm_models.equations import (
+    baseline_components,
+    channel_contributions,
+    lift_effects,
+    linear_predictor,
+    media_multiplier,
+)
 from mmm_models.fitted import FittedModel
 from mmm_models.transforms import half_life
 
@@ -169,6 +175,40 @@ def channel_summary(
                 row[f"{quantity}_{stat}"] = float(value)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def channel_multipliers(model: FittedModel, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """Weekly effectiveness multiplier of each time-varying channel (mean and HDI); 1 = the
+    channel's average effectiveness over the training window. Empty without time-varying media."""
+    if model.layout.multiplier_map is None:
+        return pd.DataFrame(columns=["date", "channel", "mean", "sd", "hdi_low", "hdi_high"])
+    design = model.design()
+    paths = media_multiplier(np, model.layout, design.model_data(), model.draws())  # (draws, weeks, channels)
+    dates = model.data[model.spec.date_column].to_numpy()
+    frames = []
+    for c in np.flatnonzero(model.layout.multiplier_map.any(axis=0)):
+        stats = summarise(paths[..., c], hdi_prob)
+        frames.append(pd.DataFrame({"date": dates, "channel": model.channel_names[c], **stats}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def roas_by_period(
+    model: FittedModel, freq: str = "QS", hdi_prob: float = HDI_PROB, max_draws: int | None = 1000
+) -> pd.DataFrame:
+    """``channel_summary`` for each calendar period (default: quarter) of the training window, one
+    row per period and channel: how contribution and ROAS moved, which is what a time-varying
+    channel's total hides."""
+    dates = model.data[model.spec.date_column].iloc[: model.train_weeks]
+    starts = pd.date_range(dates.iloc[0].to_period(freq[0]).start_time, dates.iloc[-1], freq=freq)
+    rows = []
+    for begin, end in zip(starts, [*starts[1:], dates.iloc[-1] + pd.Timedelta(days=1)], strict=True):
+        inside = dates[(dates >= begin) & (dates < end)]
+        if inside.empty:
+            continue
+        period = Period(str(inside.iloc[0].date()), str(inside.iloc[-1].date()))
+        summary = channel_summary(model, period, hdi_prob, max_draws)
+        rows.append(summary.assign(period_start=period.start, period_end=period.end))
+    return pd.concat(rows, ignore_index=True)
 
 
 def business_parameters(model: FittedModel, evaluator: PosteriorEvaluator | None = None) -> dict[str, np.ndarray]:

@@ -41,10 +41,20 @@ class BrandFit:
     failed: dict[str, str] = field(default_factory=dict)  # market -> why it was left out
     timings: dict[str, float] = field(default_factory=dict)
 
+    def brand_diagnostics(self) -> dict[str, float]:
+        """Worst R-hat and bulk ESS of the brand-level parameters (the markets' views lack them)."""
+        names = self._brand_variables()
+        if not names:
+            return {"max_rhat": 1.0, "min_ess_bulk": float("inf")}
+        summary = az.summary(self.idata, var_names=names, kind="diagnostics")
+        return {"max_rhat": float(summary["r_hat"].max()), "min_ess_bulk": float(summary["ess_bulk"].min())}
+
+    def _brand_variables(self) -> list[str]:
+        return [v for v, da in self.idata.posterior.data_vars.items() if C.MARKET not in da.dims]
+
     def brand_summary(self) -> pd.DataFrame:
         """Summary (90% HDI) of the brand-level parameters: pooled means, spreads, GP hyperparameters."""
-        names = [v for v, da in self.idata.posterior.data_vars.items() if C.MARKET not in da.dims]
-        return az.summary(self.idata, var_names=names, hdi_prob=0.9)
+        return az.summary(self.idata, var_names=self._brand_variables(), hdi_prob=0.9)
 
 
 def fit_brand(

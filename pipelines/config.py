@@ -172,7 +172,10 @@ class TrainingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    unit: Literal["market"] = "market"
+    # market: one independent model per brand x market. brand: one hierarchical model per brand over
+    # its markets (partial pooling as the brand's spec says, see mmm_models.hierarchy); every market
+    # still gets its own registered model, gate and summaries, read from the brand's posterior.
+    unit: Literal["market", "brand"] = "market"
     # nutpie: on one core per market it samples 2-3x faster than numpyro (numpyro's NUTS loop costs
     # ~200 us per leapfrog step on XLA CPU against a 40 us gradient); its numba compile (~50 s) is
     # paid once per Spark worker and model structure.

@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from mmm_models import analysis, fitting
+from mmm_models.brand import fit_brand
+from mmm_models.data import DataError
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
 from mmm_models.outputs import write_outputs
@@ -61,10 +63,41 @@ def settings_for(job: TrainJob, brand: str, market: str) -> tuple[TrainingSettin
 
 
 def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
+    """One ``applyInPandas`` group: a market (unit ``market``) or a brand's markets (unit ``brand``).
+
+    Returns one status row per market in the group, whatever happens.
+    """
     start = time.perf_counter()
-    brand, market = str(rows["brand"].iloc[0]), str(rows["market"].iloc[0])
     compilations_before = fitting.COMPILE_COUNT["count"]
-    result: dict = {
+    brand = str(rows["brand"].iloc[0])
+    by_market = {str(m): part for m, part in rows.groupby("market", sort=True)}
+    results = {market: _initial_result(part, job, brand, market) for market, part in by_market.items()}
+    try:
+        brand_config = BrandConfig.model_validate(job.brands[brand])
+        spec = brand_config.spec()
+        frames = {m: market_frame(part, brand_config, spec) for m, part in by_market.items()}
+        training = TrainingSettings.model_validate(job.training)
+        if training.unit == "brand" and len(frames) > 1:
+            _train_brand(spec, frames, job, brand, results)
+        else:
+            for market, frame in frames.items():
+                _train_market(spec, frame, job, brand, market, results[market])
+    except Exception as exc:  # a brand-wide failure (config, spec, too few valid markets)
+        for market, result in results.items():
+            if result["status"] == "failed" and not result.get("error"):
+                _fail(result, job, brand, market, exc)
+    compilations = fitting.COMPILE_COUNT["count"] - compilations_before
+    total = time.perf_counter() - start
+    for result in results.values():
+        result["compilations"] = compilations
+        result["total_seconds"] = total / len(results)
+    return pd.DataFrame(
+        [[result.get(c) for c in RESULT_COLUMNS] for result in results.values()], columns=RESULT_COLUMNS, dtype=object
+    )
+
+
+def _initial_result(rows: pd.DataFrame, job: TrainJob, brand: str, market: str) -> dict:
+    return {
         "training_run_id": job.training_run_id,
         "run_date": pd.Timestamp(job.run_date).date(),
         "brand": brand,
@@ -77,51 +110,83 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         "worker": f"pid {os.getpid()}",
         "model_name": model_name(job.model_prefix, brand, market),
     }
+
+
+def _train_market(spec: ModelSpec, frame: pd.DataFrame, job: TrainJob, brand: str, market: str, result: dict) -> None:
+    """Fit one market on its own, then gate, summarise and track it; failures land in ``result``."""
     try:
-        brand_config = BrandConfig.model_validate(job.brands[brand])
         training, gate = settings_for(job, brand, market)
-        spec = brand_config.spec()
-        frame = market_frame(rows, brand_config, spec)
         model = fit(spec, frame, training.fit_settings(), market=f"{brand}/{market}", allow_target_gaps=True)
         result["fit_seconds"] = model.timings["wall_s"]
         result["compiled"] = bool(model.timings["compiled"])
-        clock = time.perf_counter()
-        diagnostics = diagnose(model).to_dict()
-        checks = evaluate_gate(diagnostics, gate)
-        summary = analysis.channel_summary(model, max_draws=SUMMARY_DRAWS)
-        result["summary_seconds"] = time.perf_counter() - clock
-        result.update(
-            {
-                k: diagnostics[k]
-                for k in (
-                    "max_rhat",
-                    "min_ess_bulk",
-                    "r2_train",
-                    "mape_train",
-                    "wape_train",
-                    "r2_holdout",
-                    "mape_holdout",
-                    "wape_holdout",
-                )
-            }
-        )
-        result["divergences"] = int(diagnostics["divergences"])
-        result["gate"] = json.dumps({c.name: c.describe() for c in checks})
-        result["summaries"] = json.dumps(summary_rows(summary))
-        clock = time.perf_counter()
-        run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market)
-        result["tracking_seconds"] = time.perf_counter() - clock
-        result.update(mlflow_run_id=run_id, model_version=version)
-        failed = failures(checks)
-        result["status"] = "rejected" if failed else "success"
-        if failed:
-            result["error"] = "gate: " + "; ".join(f"{c.name} {c.describe()}" for c in failed)
+        _finish(model, diagnose(model).to_dict(), training, gate, job, brand, market, result)
     except Exception as exc:  # any failure becomes this market's status row
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        _track_failure(job, brand, market, result["error"])
-    result["compilations"] = fitting.COMPILE_COUNT["count"] - compilations_before
-    result["total_seconds"] = time.perf_counter() - start
-    return pd.DataFrame([[result.get(c) for c in RESULT_COLUMNS]], columns=RESULT_COLUMNS, dtype=object)
+        _fail(result, job, brand, market, exc)
+
+
+def _train_brand(
+    spec: ModelSpec, frames: dict[str, pd.DataFrame], job: TrainJob, brand: str, results: dict[str, dict]
+) -> None:
+    """Fit the brand's hierarchical model once, then gate, summarise and track each market's view.
+
+    A market that fails validation is left out of the brand model and reported failed; the others
+    are fitted. Each market's diagnostics also carry the brand-level parameters' worst R-hat and ESS,
+    so a brand model that did not converge fails every market's gate.
+    """
+    training = TrainingSettings.model_validate(job.training)
+    fitted = fit_brand(spec, frames, training.fit_settings(), brand=brand, allow_target_gaps=True)
+    for market, reason in fitted.failed.items():
+        _fail(results[market], job, brand, market, DataError(reason))
+    shared = fitted.brand_diagnostics()
+    for market, model in fitted.markets.items():
+        result = results[market]
+        try:
+            _, gate = settings_for(job, brand, market)
+            result["fit_seconds"] = fitted.timings["wall_s"] / len(fitted.markets)  # the market's share
+            result["compiled"] = bool(fitted.timings["compiled"])
+            diagnostics = diagnose(model).to_dict()
+            diagnostics["max_rhat"] = max(diagnostics["max_rhat"], shared["max_rhat"])
+            diagnostics["min_ess_bulk"] = min(diagnostics["min_ess_bulk"], shared["min_ess_bulk"])
+            _finish(model, diagnostics, training, gate, job, brand, market, result)
+        except Exception as exc:
+            _fail(result, job, brand, market, exc)
+
+
+def _finish(
+    model: FittedModel,
+    diagnostics: dict,
+    training: TrainingSettings,
+    gate: GateSettings,
+    job: TrainJob,
+    brand: str,
+    market: str,
+    result: dict,
+) -> None:
+    """Gate, summarise and track one fitted market; fills ``result``."""
+    clock = time.perf_counter()
+    checks = evaluate_gate(diagnostics, gate)
+    summary = analysis.channel_summary(model, max_draws=SUMMARY_DRAWS)
+    result["summary_seconds"] = time.perf_counter() - clock
+    for key in ("max_rhat", "min_ess_bulk", "r2_train", "mape_train", "wape_train", "r2_holdout"):
+        result[key] = diagnostics[key]
+    result.update(mape_holdout=diagnostics["mape_holdout"], wape_holdout=diagnostics["wape_holdout"])
+    result["divergences"] = int(diagnostics["divergences"])
+    result["gate"] = json.dumps({c.name: c.describe() for c in checks})
+    result["summaries"] = json.dumps(summary_rows(summary))
+    clock = time.perf_counter()
+    run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market)
+    result["tracking_seconds"] = time.perf_counter() - clock
+    result.update(mlflow_run_id=run_id, model_version=version)
+    failed = failures(checks)
+    result["status"] = "rejected" if failed else "success"
+    if failed:
+        result["error"] = "gate: " + "; ".join(f"{c.name} {c.describe()}" for c in failed)
+
+
+def _fail(result: dict, job: TrainJob, brand: str, market: str, exc: Exception) -> None:
+    result["status"] = "failed"
+    result["error"] = f"{type(exc).__name__}: {exc}"
+    _track_failure(job, brand, market, result["error"])
 
 
 def summary_rows(summary: pd.DataFrame) -> list[dict]:

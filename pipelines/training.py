@@ -148,18 +148,20 @@ def train(
         gate=platform.gate.model_dump(),
         overrides=overrides or {},
     )
-    progress(f"training {len(included)} markets (MLflow parent run {parent})")
+    unit = platform.training.unit
+    groups = sorted({m.split("/", 1)[0] for m in included}) if unit == "brand" else included
+    progress(f"training {len(included)} markets as {len(groups)} {unit} models (MLflow parent run {parent})")
     watcher = _ProgressWatcher(client, experiment_id, parent, len(included), progress)
     watcher.start()
     saved = {
         k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.coalescePartitions.enabled")
     }
     try:
-        # one shuffle partition per market, never coalesced: markets spread over every core
-        spark.conf.set("spark.sql.shuffle.partitions", str(max(len(included), 1)))
+        # one shuffle partition per model, never coalesced: models spread over every core
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(len(groups), 1)))
         spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
         results = (
-            frame.groupBy("brand", "market")
+            frame.groupBy(*(["brand"] if unit == "brand" else ["brand", "market"]))
             .applyInPandas(fit_group_function(job), RESULT_SCHEMA)
             .localCheckpoint(eager=True)
         )

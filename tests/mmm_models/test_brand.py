@@ -1,0 +1,140 @@
+"""Brand models (partial pooling over markets) and HSGP time-varying effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmm_models import analysis, persistence
+from mmm_models.brand import fit_brand
+from mmm_models.data import DataError, ScalingFactors, build_design
+from mmm_models.equations import ChannelLayout, media_multiplier
+from mmm_models.hierarchy import BrandDesign
+from mmm_models.model import build_model
+from mmm_models.prediction import predict
+from mmm_models.simulator import SimulationConfig, simulate_brand, simulate_market, simulation_spec
+from mmm_models.spec import ModelSpec, SpecError
+from mmm_models.time_varying import TimeVaryingSpec, basis
+from tests.conftest import QUICK
+
+CHANNELS = ("tv", "search")
+
+
+def brand_spec(**extra) -> ModelSpec:
+    raw = simulation_spec(SimulationConfig(channels=CHANNELS, l_max=4), name="brand").model_dump(mode="json")
+    for channel in raw["channels"]:
+        channel["effect"] = {"kind": "roas"}
+    return ModelSpec.from_dict({**raw, **extra})
+
+
+def test_basis_is_centred_over_the_window_and_clamped_outside() -> None:
+    spec = TimeVaryingSpec(basis_functions=10)
+    dates = pd.date_range("2023-01-02", periods=60, freq="7D").to_numpy("datetime64[D]")
+    arrays = basis(dates, "2023-01-02", 51.0, spec)
+    window = arrays["gp_basis"][:52]
+    np.testing.assert_allclose(window.mean(axis=0), 0.0, atol=1e-12)  # each f averages 0 over the window
+    np.testing.assert_allclose(arrays["gp_basis"][52:], np.tile(arrays["gp_basis_last"], (8, 1)))  # held at the end
+    np.testing.assert_allclose(arrays["gp_basis"][51], arrays["gp_basis_last"])
+
+
+def test_multiplier_is_one_without_time_variation_and_follows_the_basis_with_it() -> None:
+    spec = brand_spec(time_varying={"media": [{"channels": ["tv"]}]})
+    layout = ChannelLayout.from_spec(spec)
+    weeks, m = 20, spec.time_varying.basis_functions
+    rng = np.random.default_rng(0)
+    data = {"gp_basis": rng.normal(size=(weeks, m))}
+    coef = rng.normal(size=(3, m, 1))  # 3 draws, one multiplier
+    out = media_multiplier(np, layout, data, {"media_gp_coef": coef})
+    assert out.shape == (3, weeks, 2)
+    np.testing.assert_allclose(out[..., 1], 1.0)  # search does not vary
+    np.testing.assert_allclose(np.log(out[..., 0]), np.einsum("wm,dm->dw", data["gp_basis"], coef[..., 0]))
+    assert media_multiplier(np, ChannelLayout.from_spec(brand_spec()), data, {}) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"time_varying": {"media": [{"channels": ["radio"]}]}}, "not in the spec"),
+        ({"time_varying": {"media": [{"channels": ["tv"]}, {"channels": ["tv", "search"]}]}}, "one time-varying"),
+        ({"pooling": {"channel_groups": {"video": ["tv"], "other": ["tv"]}}}, "one channel group"),
+    ],
+)
+def test_spec_rejects_inconsistent_time_varying_and_pooling(extra: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        brand_spec(**extra)
+
+
+def test_brand_design_pads_short_markets_at_the_front_and_masks_them() -> None:
+    spec = brand_spec(time_varying={"intercept": {}})
+    markets = simulate_brand({"short": 30, "long": 50}, channels=CHANNELS).markets
+    designs = []
+    for market in markets.values():
+        scaling = ScalingFactors.compute(spec, market.data)
+        designs.append(build_design(spec, market.data, scaling, bucket=None))
+    stacked = BrandDesign(list(markets), designs, 52).model_data()
+    assert stacked["spend_lags"].shape == (2, 52, 4, 2)
+    assert stacked["mask"][0].sum() == 30 and stacked["mask"][0][:22].sum() == 0  # front padding is masked
+    assert stacked["mask"][1].sum() == 50
+    np.testing.assert_array_equal(stacked["target"][0][22:], designs[0].target)
+    assert stacked["gp_basis"].shape == (2, 52, spec.time_varying.basis_functions)
+    model = build_model(spec, BrandDesign(list(markets), designs, 52))
+    assert model.named_vars_to_dims["channel_coef"] == ("market", "channel")
+    assert model.named_vars_to_dims["intercept_gp_coef"] == ("market", "gp_basis")
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+def test_channel_groups_add_a_group_level() -> None:
+    spec = brand_spec(pooling={"channel_groups": {"video": ["tv"]}})
+    markets = simulate_brand({"a": 40, "b": 40}, channels=CHANNELS).markets
+    designs = [build_design(spec, m.data, ScalingFactors.compute(spec, m.data), bucket=None) for m in markets.values()]
+    model = build_model(spec, BrandDesign(list(markets), designs, 40))
+    names = set(model.named_vars)
+    assert {"channel_effect_group", "channel_effect_group_sd", "channel_effect_channel_z"} <= names
+    assert model.named_vars_to_dims["channel_effect_brand"] == ("channel",)
+
+
+@pytest.fixture(scope="module")
+def brand_fit():
+    """Three markets (40, 80, 80 weeks) and a broken one, time-varying TV: one short nutpie fit."""
+    spec = brand_spec(time_varying={"media": [{"channels": ["tv"]}]})
+    brand = simulate_brand({"a": 40, "b": 80, "c": 80}, channels=CHANNELS, seed=3)
+    frames = {m: s.data for m, s in brand.markets.items()}
+    frames["broken"] = frames["a"].assign(y=1.0)  # a constant target: left out, not fatal
+    settings = QUICK.model_copy(update={"sampler": "nutpie", "draws": 200, "tune": 200})
+    return fit_brand(spec, frames, settings, brand="quick")
+
+
+@pytest.mark.slow
+def test_brand_fit_gives_one_model_per_market_and_leaves_bad_markets_out(brand_fit, tmp_path) -> None:
+    fitted = brand_fit
+    assert set(fitted.markets) == {"a", "b", "c"}
+    assert "constant" in fitted.failed["broken"]
+    short = fitted.markets["a"]
+    assert len(short.data) == 40 and "market" not in short.idata.posterior.dims
+    assert short.idata.posterior["channel_coef"].shape[-1] == 2
+    # every market has its own effects, drawn around the brand's
+    coefs = {m: float(v.idata.posterior["channel_coef"].mean()) for m, v in fitted.markets.items()}
+    assert len(set(np.round(list(coefs.values()), 8))) == 3
+    assert {"channel_effect_brand", "channel_effect_market_sd", "media_gp0_length_scale"} <= set(
+        fitted.brand_summary().index.str.split("[").str[0]
+    )
+    # the market view works with the single-market tools: ROAS, multipliers, save/load, prediction
+    summary = analysis.channel_summary(short)
+    assert summary["roas_mean"].gt(0).all()
+    paths = analysis.channel_multipliers(short)
+    assert set(paths.channel) == {"tv"} and len(paths) == 40
+    assert (paths.hdi_low <= paths["mean"]).all() and (paths["mean"] <= paths.hdi_high).all()
+    quarters = analysis.roas_by_period(short, "QS")
+    assert quarters.period_start.nunique() >= 3 and set(quarters.channel) == set(CHANNELS)
+    loaded = persistence.load(persistence.save(short, tmp_path / "a"))
+    plan = short.data.tail(3).drop(columns=["y"]).assign(date=lambda f: f["date"] + pd.Timedelta(weeks=3))
+    expected = predict(short, plan).weekly["expected_mean"]
+    np.testing.assert_allclose(expected, predict(loaded, plan).weekly["expected_mean"])
+
+
+def test_brand_model_needs_two_valid_markets() -> None:
+    spec = brand_spec()
+    one = simulate_market(SimulationConfig(weeks=40, channels=CHANNELS, l_max=4)).data
+    with pytest.raises(DataError, match="at least two valid markets"):
+        fit_brand(spec, {"only": one, "broken": one.assign(y=1.0)}, QUICK)
