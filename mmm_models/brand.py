@@ -30,6 +30,10 @@ from mmm_models.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 
+class TooFewMarketsError(DataError):
+    """Fewer than two markets of a brand are valid: there is nothing to pool."""
+
+
 @dataclass
 class BrandFit:
     """The brand's joint posterior, one ``FittedModel`` per fitted market, and the markets left out."""
@@ -69,7 +73,7 @@ def fit_brand(
     """Fit one hierarchical model over ``frames`` (market -> weekly frame) of one brand.
 
     Markets may have different history lengths: each is padded at the front and masked. A market
-    whose data is invalid is left out with its reason in ``failed``; ``DataError`` is raised only
+    whose data is invalid is left out with its reason in ``failed``; ``TooFewMarketsError`` is raised
     when fewer than two markets remain (a brand model of one market is the independent model).
     """
     settings = settings or FitSettings()
@@ -86,7 +90,9 @@ def fit_brand(
             log.warning("%s/%s left out of the brand model: %s", brand, market, exc)
             failed[market] = str(exc)
     if len(prepared) < 2:
-        raise DataError(f"{brand}: a brand model needs at least two valid markets; left out: {failed or 'none'}")
+        raise TooFewMarketsError(
+            f"{brand}: a brand model needs at least two valid markets; left out: {failed or 'none'}"
+        )
 
     markets = list(prepared)
     weeks = padded_length(max(len(p.design.mask) for p in prepared.values()))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmm_models import analysis, fitting
-from mmm_models.brand import fit_brand
+from mmm_models.brand import TooFewMarketsError, fit_brand
 from mmm_models.data import DataError
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
@@ -77,9 +77,14 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         spec = brand_config.spec()
         frames = {m: market_frame(part, brand_config, spec) for m, part in by_market.items()}
         training = TrainingSettings.model_validate(job.training)
+        pooled = False
         if training.unit == "brand" and len(frames) > 1:
-            _train_brand(spec, frames, job, brand, results)
-        else:
+            try:
+                _train_brand(spec, frames, job, brand, results)
+                pooled = True
+            except TooFewMarketsError:  # one valid market: its independent model is the brand model
+                pass
+        if not pooled:
             for market, frame in frames.items():
                 _train_market(spec, frame, job, brand, market, results[market])
     except Exception as exc:  # a brand-wide failure (config, spec, too few valid markets)

@@ -141,3 +141,29 @@ def test_champion_predicts_a_spend_plan_in_a_fresh_process(trained) -> None:
     assert len(rows) == 2
     for row in rows:
         assert row["q0.05"] < row["q0.5"] < row["q0.95"] and row["expected_mean"] > 0
+
+
+def test_brand_unit_fits_one_model_per_brand_and_reports_every_market(spark, trained) -> None:
+    """unit: brand. bolt's two markets share one hierarchical model (each still gets its own version and
+    gate: bolt/DE's impossible gate rejects it); acme/FR's constant target leaves acme/DE alone, so it
+    falls back to its independent model instead of failing."""
+    platform = trained["platform"].model_copy(update={"training": TRAINING.model_copy(update={"unit": "brand"})})
+    brands = brand_configs(
+        RawDataConfig(markets={"acme": ["DE", "FR"], "bolt": ["DE", "US"]}, weeks=78, campaigns_per_raw_channel=1),
+        QualityLimits(min_history_weeks=52),
+    )
+    lines: list[str] = []
+    overrides = {"bolt/DE": {"gate": {"max_rhat": 0.5}}}
+    report = train(spark, trained["root"], brands, platform, AS_OF, overrides=overrides, progress=lines.append)
+    runs = report.runs.set_index(report.runs.brand + "/" + report.runs.market)
+    assert "as 2 brand models" in lines[0]
+    assert runs.loc["acme/FR", "status"] == "failed" and "constant" in runs.loc["acme/FR", "error"]
+    assert runs.loc["acme/DE", "status"] == "success"
+    assert runs.loc["bolt/US", "status"] == "success" and runs.loc["bolt/DE", "status"] == "rejected"
+    # bolt's markets came from one sampling run: the same worker, the same (shared) fit time
+    assert runs.loc["bolt/DE", "worker"] == runs.loc["bolt/US", "worker"]
+    assert runs.loc["bolt/DE", "fit_seconds"] == runs.loc["bolt/US", "fit_seconds"]
+    client = trained["client"]
+    for key in ("bolt/DE", "bolt/US"):
+        version = client.get_model_version(runs.loc[key, "model_name"], runs.loc[key, "model_version"])
+        assert str(version.version) == "3" and version.tags["brand"] == "bolt"
