@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXAMPLE_DATA := ../shared/data/pymc_marketing/mmm_example.csv
+GEO_DATA := ../shared/data/pymc_marketing/mmm_multidimensional_example.csv
 
-.PHONY: setup run fit-example test lint browser bench clean
+.PHONY: setup run fit-example fit-geo-example test lint browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,11 @@ run: $(STAMP)
 fit-example: $(STAMP)
 	$(VENV)/bin/mmm fit --spec conf/models/mmm_example.yaml --data $(EXAMPLE_DATA) \
 		--holdout-weeks 13 --output outputs/mmm_example
+
+# The two geos of the multidimensional example as one hierarchical brand model.
+fit-geo-example: $(STAMP)
+	$(VENV)/bin/mmm fit --spec conf/models/mmm_multidimensional_example.yaml --data $(GEO_DATA) \
+		--market-column geo --market pymc --sampler nutpie --target-accept 0.95 --output outputs/mmm_geo_example
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -44,6 +50,9 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/monitoring_drift.py
 	$(VENV)/bin/python benchmarks/monitoring_calibration.py
 	$(VENV)/bin/python benchmarks/recommendations.py
+	$(VENV)/bin/python benchmarks/brand_pooling.py
+	$(VENV)/bin/python benchmarks/time_varying.py
+	$(VENV)/bin/python benchmarks/brand_geo_example.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -1,7 +1,8 @@
 """The ``mmm`` command line.
 
-``mmm fit`` fits one market from a spec and a weekly CSV, prints the report, and writes the saved
-model, tables and plots to an output folder. ``mmm generate-raw`` writes synthetic landing files and
+``mmm fit`` fits one market from a spec and a weekly CSV (or, with ``--market-column``, one brand model
+over the CSV's markets), prints the report, and writes the saved model, tables and plots to an output
+folder. ``mmm generate-raw`` writes synthetic landing files and
 ``mmm pipeline`` turns landing files into the weekly model-input Delta table. ``mmm train`` fits every
 modelled market on Spark, tracks and registers it in MLflow and promotes it through the gate;
 ``mmm promote`` and ``mmm ui`` work on the registry; ``mmm recommend`` splits each market's next budget
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmm", description="Bayesian media mix modelling platform")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit one market and print its report")
+    fit = commands.add_parser("fit", help="fit one market (or one brand's markets) and print the report")
     fit.add_argument("--spec", required=True, type=Path, help="model spec YAML (see conf/models/)")
     fit.add_argument("--data", required=True, type=Path, help="weekly CSV: date, target, spend per channel, controls")
     fit.add_argument("--market", default=None, help="name shown in the report (default: the data file's stem)")
@@ -34,12 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--draws", type=int, default=1000)
     fit.add_argument("--tune", type=int, default=1000)
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--target-accept", type=float, default=0.9, help="NUTS step-size target; raise on divergences")
     fit.add_argument("--holdout-weeks", type=int, default=0, help="last weeks kept out of the fit, to validate on")
     fit.add_argument(
         "--lift-tests",
         type=Path,
         default=None,
-        help="CSV of lift tests: channel, start, end, spend_delta, lift, lift_se",
+        help="CSV of lift tests: channel, start, end, spend_delta, lift, lift_se (and the market column)",
+    )
+    fit.add_argument(
+        "--market-column",
+        default=None,
+        help="the data holds several markets of one brand, named in this column: fit one hierarchical brand "
+        "model over them (outputs go to one subfolder per market)",
     )
     pipeline.add_arguments(commands)
     train.add_arguments(commands)

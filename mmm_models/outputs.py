@@ -16,6 +16,7 @@ from mmm_models.fitted import FittedModel
 
 def write_outputs(model: FittedModel, summary: pd.DataFrame, folder: Path, curve_draws: int | None = 1000) -> None:
     """Saved model (``model/``), channel summary, decomposition, response and adstock curves, and plots.
+    With time-varying channels, also their weekly multipliers and the ROAS and contributions by quarter.
 
     ``curve_draws`` caps the posterior draws behind the response curves (a counterfactual per channel
     and spend level): the training job passes fewer, since there the curves are for reading, not for
@@ -29,10 +30,16 @@ def write_outputs(model: FittedModel, summary: pd.DataFrame, folder: Path, curve
     decomposition.to_csv(folder / "decomposition.csv", index=False)
     curves.to_csv(folder / "response_curves.csv", index=False)
     analysis.adstock_curves(model).to_csv(folder / "adstock_curves.csv", index=False)
-    for name, figure in (
-        ("fit", plots.plot_fit(model, decomposition)),
-        ("decomposition", plots.plot_decomposition(model, decomposition)),
-        ("response_curves", plots.plot_response_curves(model, curves)),
-    ):
+    figures = {
+        "fit": plots.plot_fit(model, decomposition),
+        "decomposition": plots.plot_decomposition(model, decomposition),
+        "response_curves": plots.plot_response_curves(model, curves),
+    }
+    multipliers = analysis.channel_multipliers(model)
+    if len(multipliers):
+        multipliers.to_csv(folder / "channel_multipliers.csv", index=False)
+        analysis.roas_by_period(model, "QS", max_draws=curve_draws).to_csv(folder / "roas_by_quarter.csv", index=False)
+        figures["channel_multipliers"] = plots.plot_channel_multipliers(model, multipliers)
+    for name, figure in figures.items():
         figure.savefig(folder / f"{name}.png", dpi=110)
         plt.close(figure)

@@ -58,3 +58,20 @@ def plot_response_curves(model: FittedModel, curves: pd.DataFrame) -> Figure:
     fig.suptitle(f"{model.market}: response curves")
     fig.tight_layout()
     return fig
+
+
+def plot_channel_multipliers(model: FittedModel, multipliers: pd.DataFrame) -> Figure:
+    """Each time-varying channel's weekly effectiveness multiplier with its 90% HDI band; the dashed
+    line at 1 is the channel's average effectiveness over the training window."""
+    channels = list(dict.fromkeys(multipliers["channel"]))
+    fig, axes = plt.subplots(len(channels), 1, figsize=(11, 2.8 * len(channels)), squeeze=False, sharex=True)
+    for ax, channel in zip(axes[:, 0], channels, strict=True):
+        path = multipliers[multipliers["channel"] == channel]
+        ax.fill_between(path["date"], path["hdi_low"], path["hdi_high"], alpha=0.3, label="90% HDI")
+        ax.plot(path["date"], path["mean"], label="posterior mean")
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_ylabel(f"{channel} multiplier")
+    axes[0][0].legend(loc="upper left")
+    fig.suptitle(f"{model.market}: time-varying channel effectiveness")
+    fig.tight_layout()
+    return fig

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from jobs.cli import main
-from tests.conftest import EXAMPLE_CSV, EXAMPLE_SPEC
+from mmm_models.spec import ModelSpec
+from tests.conftest import EXAMPLE_CSV, EXAMPLE_SPEC, ROOT, SHARED_DATA
+
+MULTI_GEO_CSV = SHARED_DATA / "mmm_multidimensional_example.csv"
+MULTI_GEO_SPEC = ROOT / "conf" / "models" / "mmm_multidimensional_example.yaml"
 
 SHORT_CHAINS = ["--chains", "2", "--draws", "300", "--tune", "300"]  # quick, enough for a report
 
@@ -80,3 +86,29 @@ def test_fit_with_lift_tests_reports_them(tmp_path: Path, capsys) -> None:
     assert status == 0
     out = capsys.readouterr().out
     assert "Lift tests (observed against the calibrated model)" in out and "z_score" in out
+
+
+@pytest.mark.slow
+def test_fit_with_market_column_fits_one_brand_model(tmp_path: Path, capsys) -> None:
+    """The shared 2-geo example as one brand model, x1 time-varying: a report per geo with its ROAS by
+    quarter, the brand-level parameters, and each geo's outputs (multiplier plot included) in its folder."""
+    spec = ModelSpec.from_yaml(MULTI_GEO_SPEC).model_dump(mode="json")
+    spec["time_varying"] = {"basis_functions": 12, "media": [{"channels": ["x1"]}]}
+    (tmp_path / "spec.yaml").write_text(ModelSpec.from_dict(spec).to_yaml())
+    args = ["fit", "--spec", str(tmp_path / "spec.yaml"), "--data", str(MULTI_GEO_CSV), "--market", "pymc"]
+    status = main([*args, "--market-column", "geo", *SHORT_CHAINS, "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Brand model 'pymc': one hierarchical model over 2 markets" in out
+    assert "channel_effect_brand[x1]" in out and "market 'geo_a'" in out and "market 'geo_b'" in out
+    assert out.count("ROAS by quarter") == 2
+    for geo in ("geo_a", "geo_b"):
+        for name in ("channel_summary.csv", "channel_multipliers.csv", "roas_by_quarter.csv", "model/posterior.nc"):
+            assert (tmp_path / "out" / geo / name).exists(), (geo, name)
+        assert (tmp_path / "out" / geo / "channel_multipliers.png").stat().st_size > 10_000
+
+
+def test_unknown_market_column_exits_1_with_message(capsys) -> None:
+    args = ["fit", "--spec", str(MULTI_GEO_SPEC), "--data", str(MULTI_GEO_CSV), "--market-column", "region"]
+    assert main(args) == 1
+    assert "--market-column 'region' is not in the data" in capsys.readouterr().err
