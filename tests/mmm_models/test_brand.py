@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmm_models import analysis, persistence
+from mmm_models import analysis, fitting, persistence
 from mmm_models.brand import fit_brand
 from mmm_models.data import DataError, ScalingFactors, build_design
 from mmm_models.equations import ChannelLayout, media_multiplier
@@ -138,3 +138,16 @@ def test_brand_model_needs_two_valid_markets() -> None:
     one = simulate_market(SimulationConfig(weeks=40, channels=CHANNELS, l_max=4)).data
     with pytest.raises(DataError, match="at least two valid markets"):
         fit_brand(spec, {"only": one, "broken": one.assign(y=1.0)}, QUICK)
+
+
+@pytest.mark.slow
+def test_a_second_brand_of_the_same_structure_does_not_recompile(brand_fit) -> None:
+    """Compile once per structure: another brand with as many markets (other names, lengths and data)
+    reuses the compiled model and only samples."""
+    spec = brand_spec(time_varying={"media": [{"channels": ["tv"]}]})
+    other = simulate_brand({"x": 60, "y": 80, "z": 30}, channels=CHANNELS, seed=7)
+    compilations = fitting.COMPILE_COUNT["count"]
+    second = fit_brand(spec, {m: s.data for m, s in other.markets.items()}, brand_fit.markets["a"].settings)
+    assert fitting.COMPILE_COUNT["count"] == compilations and second.timings["compiled"] == 0.0
+    assert list(second.idata.posterior["market"].values) == ["x", "y", "z"]
+    assert len(second.markets["z"].data) == 30
