@@ -3,7 +3,8 @@
 - ``numpyro`` (default): numpyro's NUTS kernel (dense mass matrix) over the model's log density,
   jaxified from PyMC with the market's data as *arguments*. One jitted function per structure serves
   every market of the same padded length; chains run in parallel on the host devices.
-- ``nutpie``: the model compiled once with numba; other markets go through ``with_data``.
+- ``nutpie``: the model compiled once with numba; other markets go through ``with_data``. Brand
+  models adapt a low-rank modified mass matrix (their pooled parameters are correlated).
 - ``pymc``: PyMC's own NUTS; PyTensor's on-disk C cache avoids recompiling across fits.
 
 A market's fit therefore pays only for sampling once its structure has been compiled in the process.
@@ -276,6 +277,11 @@ def _sample_nutpie(
         cores=settings.cores or backend.usable_cores(),
         target_accept=settings.target_accept,
         progress_bar=False,
+        # A brand model's market offsets, spreads and brand means are correlated, which a diagonal
+        # mass matrix cannot follow: measured on a simulated 8-market brand, diagonal adaptation left
+        # R-hat 1.03 and bulk ESS 145 (2000 tuning steps: 1.05 / 108); the low-rank update gave
+        # 1.01 / 573 for 1.4x the sampling time.
+        low_rank_modified_mass_matrix=isinstance(design, BrandDesign),
     )
     return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)
 
