@@ -179,10 +179,12 @@ def simulate_brand(
     market_sd: float = 0.25,
     end: str = "2024-12-30",
     seed: int = 0,
+    noise: float = SimulationConfig.noise,
 ) -> SimulatedBrand:
     """Markets (name -> weeks of history, all ending at ``end``) whose ROAS, adstock decay and
     saturation are drawn around brand-level values: log ROAS and log lam with sd ``market_sd``,
-    logit alpha with sd ``market_sd``. Spend levels and baseline sizes differ by market."""
+    logit alpha with sd ``market_sd``. Spend levels and baseline sizes differ by market; ``noise``
+    is each market's noise sd as a fraction of its baseline level."""
     rng = np.random.default_rng(seed)
     brand_roas = np.exp(rng.uniform(np.log(0.8), np.log(3.0), len(channels)))
     brand_alpha = rng.uniform(0.2, 0.6, len(channels))
@@ -197,6 +199,7 @@ def simulate_brand(
             start=str(start.date()),
             baseline_level=baseline,
             spend_level_range=(0.02 * baseline, 0.08 * baseline),
+            noise=noise,
         )
         logit_alpha = np.log(brand_alpha / (1 - brand_alpha)) + rng.normal(0, market_sd, len(channels))
 
