@@ -1,16 +1,16 @@
 """Partial pooling for brand models: markets drawn around the brand, in a non-centred form.
 
 A market's parameter is ``inverse_link(link(brand) + sd * z)`` with ``z`` standard normal. The link
-follows the support of the parameter's prior (logit on (0, 1), log on positive values, identity on
-the real line), so a market value always stays inside the support its prior allows. Sampling ``z``
-instead of the market values removes the funnel between ``sd`` and the market values that a
-centred hierarchy has when the markets agree closely.
+follows the support of the parameter's prior (a scaled logit on an interval, a shifted log on a
+half-line, identity on the real line), so a market value always stays inside the support its prior
+allows. Sampling ``z`` instead of the market values removes the funnel between ``sd`` and the market
+values that a centred hierarchy has when the markets agree closely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pymc as pm
@@ -22,38 +22,69 @@ from mmm_models.lift import LiftDesign
 from mmm_models.priors import Prior, stacked_variable
 from mmm_models.spec import ModelSpec
 
-Link = tuple[Callable[[pt.TensorVariable], pt.TensorVariable], Callable[[pt.TensorVariable], pt.TensorVariable]]
-
-_LOGIT: Link = (lambda p: pt.log(p) - pt.log1p(-p), pt.sigmoid)
-_LOG: Link = (pt.log, pt.exp)
-_IDENTITY: Link = (lambda x: x, lambda x: x)
-_REAL_LINE = {"Normal", "StudentT", "Laplace", "TruncatedNormal", "Uniform"}
-
 GROUP = "channel_group"
 GROUPED_CHANNEL = "grouped_channel"
 UNGROUPED_CHANNEL = "ungrouped_channel"
+_REAL_LINE = {"Normal", "StudentT", "Laplace"}
 
 
-def link_of(prior: Prior) -> str:
-    """The link that maps the prior's support to the real line: logit, log or identity."""
+@dataclass(frozen=True)
+class Link:
+    """How a prior's support maps onto the real line.
+
+    ``logit``: the interval ``lower + width * (0, 1)``; ``log``: ``lower + width * (0, inf)`` (a
+    negative width bounds from above); ``identity``: the real line. Every link increases, so a
+    positive shift on the link scale always raises the value.
+    """
+
+    kind: Literal["logit", "log", "identity"]
+    lower: float = 0.0
+    width: float = 1.0
+
+
+def link_of(prior: Prior) -> Link:
+    """The link of the prior's support: Beta and two-sided bounds logit, one-sided bounds and
+    positive families log, unbounded families identity."""
+    params = prior.params
     if prior.dist == "Beta":
-        return "logit"
-    return "identity" if prior.dist in _REAL_LINE else "log"
+        return Link("logit")
+    if prior.dist in ("Uniform", "TruncatedNormal"):
+        default = (0.0, 1.0) if prior.dist == "Uniform" else (None, None)
+        lower, upper = params.get("lower", default[0]), params.get("upper", default[1])
+        if lower is not None and upper is not None:
+            return Link("logit", lower, upper - lower)
+        if lower is not None:
+            return Link("log", lower, 1.0)
+        return Link("log", upper, -1.0) if upper is not None else Link("identity")
+    return Link("identity") if prior.dist in _REAL_LINE else Link("log")
 
 
-def shift_on_link_scale(location: pt.TensorVariable, shift: pt.TensorVariable, links: list[str]) -> pt.TensorVariable:
+def _forward(kind: str, x: pt.TensorVariable, lower: np.ndarray, width: np.ndarray) -> pt.TensorVariable:
+    if kind == "identity":
+        return x
+    unit = (x - lower) / width
+    return pt.log(unit) - pt.log1p(-unit) if kind == "logit" else np.sign(width) * pt.log(unit)
+
+
+def _inverse(kind: str, y: pt.TensorVariable, lower: np.ndarray, width: np.ndarray) -> pt.TensorVariable:
+    if kind == "identity":
+        return y
+    return lower + width * (pt.sigmoid(y) if kind == "logit" else pt.exp(np.sign(width) * y))
+
+
+def shift_on_link_scale(location: pt.TensorVariable, shift: pt.TensorVariable, links: list[Link]) -> pt.TensorVariable:
     """``inverse(link(location) + shift)`` element by element, each element with its own link."""
-    functions = {"logit": _LOGIT, "log": _LOG, "identity": _IDENTITY}
-    by_link: dict[str, list[int]] = {}
-    for index, name in enumerate(links):
-        by_link.setdefault(name, []).append(index)
-    if len(by_link) == 1:
-        forward, inverse = functions[links[0]]
-        return inverse(forward(location) + shift)
+    by_kind: dict[str, list[int]] = {}
+    for index, link in enumerate(links):
+        by_kind.setdefault(link.kind, []).append(index)
     parts, order = [], []
-    for name, indices in by_link.items():
-        forward, inverse = functions[name]
-        parts.append(inverse(forward(location[indices]) + shift[..., indices]))
+    for kind, indices in by_kind.items():
+        lower = np.array([links[i].lower for i in indices])
+        width = np.array([links[i].width for i in indices])
+        if len(by_kind) == 1:
+            return _inverse(kind, _forward(kind, location, lower, width) + shift, lower, width)
+        moved = _forward(kind, location[indices], lower, width) + shift[..., indices]
+        parts.append(_inverse(kind, moved, lower, width))
         order.extend(indices)
     return pt.concatenate(parts, axis=-1)[..., np.argsort(order)]
 
@@ -87,7 +118,7 @@ def grouped_coords(spec: ModelSpec) -> dict[str, list[str]]:
 def brand_effect_location(spec: ModelSpec, priors: list[Prior]) -> pt.TensorVariable | None:
     """Brand-level channel effects with configured channel groups, or ``None`` without groups.
 
-    A group's channels scatter around one group effect (drawn from the prior of its first channel)
+    A group's channels scatter around one group effect (drawn from the prior they share, see the spec)
     by ``group_sd``, non-centred like the market level; ungrouped channels keep their own prior.
     """
     groups = spec.pooling.channel_groups

@@ -84,7 +84,8 @@ class ResponseModel:
             )
         draws = model.draws(max_draws)
         layout = model.layout
-        keep = {C.CHANNEL_COEF} | {
+        # a time-varying channel works at its effectiveness of the last training week
+        keep = {C.CHANNEL_COEF, C.MEDIA_LOG_MULTIPLIER_LATEST} | {
             g.variable(p) for g in (*layout.adstock, *layout.saturation) for p in g.transform.param_names
         }
         lags = model.spec.max_l_max - 1

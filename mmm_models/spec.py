@@ -132,11 +132,13 @@ class PoolingSpec(_Frozen):
     """How a brand model (one model over a brand's markets) shares strength between markets.
 
     Each market's channel effect is the brand's effect moved by ``effect_sd`` x a standard normal, on
-    the link scale of the effect's prior (logit for a share, log for a ROAS or coefficient): a
-    non-centred hierarchy. Adstock and saturation parameters are pooled the same way when
-    ``transforms`` is ``pooled``; ``independent`` gives every market its own, with the channel's prior.
-    Channels listed together in ``channel_groups`` (e.g. upper-funnel video) draw their brand-level
-    effects around one group effect, with spread ``group_sd``. Used only when the unit is a brand.
+    the link scale of the effect's prior (logit for a share, log for a positive ROAS or coefficient,
+    identity for a Normal coefficient): a non-centred hierarchy. Adstock and saturation parameters
+    are pooled the same way when ``transforms`` is ``pooled``; ``independent`` gives every market its
+    own, with the channel's prior.
+    Channels listed together in ``channel_groups`` (e.g. upper-funnel video; they must share one
+    effect kind and prior) draw their brand-level effects around one group effect, drawn from that
+    prior, with spread ``group_sd``. Used only when the unit is a brand.
     """
 
     effect_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
@@ -182,6 +184,15 @@ class ModelSpec(_Frozen):
         grouped = [c for members in self.pooling.channel_groups.values() for c in members]
         if len(grouped) != len(set(grouped)):
             raise ValueError("a channel can belong to one channel group only")
+        effects = {c.name: (c.effect.kind, c.effect.resolved_prior().model_dump_json()) for c in self.channels}
+        for group, members in self.pooling.channel_groups.items():
+            if not members:
+                raise ValueError(f"channel group {group!r} lists no channels")
+            if len({effects[c] for c in members if c in effects}) > 1:
+                raise ValueError(
+                    f"the channels of group {group!r} ({members}) must share one effect kind and prior: the "
+                    "group effect is drawn from it"
+                )
         if self.target.link == "log" and any(c.effect.kind != "coefficient" for c in self.channels):
             bad = [c.name for c in self.channels if c.effect.kind != "coefficient"]
             raise ValueError(

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import pytest
 
 from mmm_models import analysis, fitting, persistence
 from mmm_models.brand import fit_brand
 from mmm_models.data import DataError, ScalingFactors, build_design
 from mmm_models.equations import ChannelLayout, media_multiplier
-from mmm_models.hierarchy import BrandDesign
+from mmm_models.hierarchy import BrandDesign, link_of, shift_on_link_scale
 from mmm_models.model import build_model
+from mmm_models.optimizer import BudgetProblem, ResponseModel, optimize_budget
 from mmm_models.prediction import predict
+from mmm_models.priors import Prior
 from mmm_models.simulator import SimulationConfig, simulate_brand, simulate_market, simulation_spec
 from mmm_models.spec import ModelSpec, SpecError
 from mmm_models.time_varying import TimeVaryingSpec, basis
@@ -58,11 +63,46 @@ def test_multiplier_is_one_without_time_variation_and_follows_the_basis_with_it(
         ({"time_varying": {"media": [{"channels": ["radio"]}]}}, "not in the spec"),
         ({"time_varying": {"media": [{"channels": ["tv"]}, {"channels": ["tv", "search"]}]}}, "one time-varying"),
         ({"pooling": {"channel_groups": {"video": ["tv"], "other": ["tv"]}}}, "one channel group"),
+        ({"pooling": {"channel_groups": {"video": []}}}, "lists no channels"),
     ],
 )
 def test_spec_rejects_inconsistent_time_varying_and_pooling(extra: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         brand_spec(**extra)
+
+
+def test_a_channel_group_needs_one_effect_prior() -> None:
+    raw = brand_spec().model_dump(mode="json")
+    raw["channels"][1]["effect"] = {"kind": "contribution_share"}
+    raw["pooling"]["channel_groups"] = {"all": list(CHANNELS)}
+    with pytest.raises(SpecError, match="share one effect kind and prior"):
+        ModelSpec.from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("prior", "inside", "low", "high"),
+    [
+        ({"dist": "Beta", "alpha": 2, "beta": 2}, 0.3, 0.0, 1.0),
+        ({"dist": "Uniform", "lower": 0.1, "upper": 0.9}, 0.5, 0.1, 0.9),
+        ({"dist": "TruncatedNormal", "mu": 1, "sigma": 1, "lower": 0.5}, 1.0, 0.5, np.inf),
+        ({"dist": "TruncatedNormal", "mu": -1, "sigma": 1, "upper": 2}, 1.0, -np.inf, 2.0),
+        ({"dist": "Gamma", "alpha": 2, "beta": 1}, 2.0, 0.0, np.inf),
+        ({"dist": "Normal", "mu": 0, "sigma": 1}, 0.3, -np.inf, np.inf),
+    ],
+)
+def test_pooled_market_values_stay_inside_their_priors_support(
+    prior: dict, inside: float, low: float, high: float
+) -> None:
+    """A market far from its brand (5 sd either way on the link scale) is still a valid value."""
+    link = link_of(Prior.model_validate(prior))
+    location = pt.as_tensor(np.array([inside, 0.4]))
+    shifts = pt.as_tensor(np.array([[-5.0, 1.0], [0.0, 0.0], [5.0, -1.0]]))
+    beta_link = link_of(Prior.model_validate({"dist": "Beta", "alpha": 1, "beta": 1}))
+    values = shift_on_link_scale(location, shifts, [link, beta_link]).eval()
+    assert (low < values[:, 0]).all() and (values[:, 0] < high).all()
+    assert ((values[:, 1] > 0) & (values[:, 1] < 1)).all()
+    np.testing.assert_allclose(values[1], [inside, 0.4])  # no shift: the brand value itself
+    assert values[0, 0] < inside < values[2, 0]  # the shift moves the value the same way
 
 
 def test_brand_design_pads_short_markets_at_the_front_and_masks_them() -> None:
@@ -114,8 +154,12 @@ def test_brand_fit_gives_one_model_per_market_and_leaves_bad_markets_out(brand_f
     assert len(short.data) == 40 and "market" not in short.idata.posterior.dims
     assert short.idata.posterior["channel_coef"].shape[-1] == 2
     # every market has its own effects, drawn around the brand's
-    coefs = {m: float(v.idata.posterior["channel_coef"].mean()) for m, v in fitted.markets.items()}
-    assert len(set(np.round(list(coefs.values()), 8))) == 3
+    for market, view in fitted.markets.items():
+        joint = fitted.idata.posterior["channel_coef"].sel(market=market)
+        np.testing.assert_array_equal(view.idata.posterior["channel_coef"].to_numpy(), joint.to_numpy())
+    assert not np.allclose(
+        fitted.markets["a"].idata.posterior["channel_coef"], fitted.markets["b"].idata.posterior["channel_coef"]
+    )
     assert {"channel_effect_brand", "channel_effect_market_sd", "media_gp0_length_scale"} <= set(
         fitted.brand_summary().index.str.split("[").str[0]
     )
@@ -131,6 +175,16 @@ def test_brand_fit_gives_one_model_per_market_and_leaves_bad_markets_out(brand_f
     plan = short.data.tail(3).drop(columns=["y"]).assign(date=lambda f: f["date"] + pd.Timedelta(weeks=3))
     expected = predict(short, plan).weekly["expected_mean"]
     np.testing.assert_allclose(expected, predict(loaded, plan).weekly["expected_mean"])
+    # the optimiser plans a time-varying channel at its effectiveness of the last training week
+    response = ResponseModel.from_fitted(short)
+    weekly = np.full((13, len(CHANNELS)), float(short.data[list(CHANNELS)].mean().mean()))
+    constant = replace(response, layout=replace(response.layout, multiplier_map=None))
+    ratio = response.channel_response(np, weekly) / constant.channel_response(np, weekly)
+    latest = short.draws(1000)["media_log_multiplier_latest"][:, 0]
+    np.testing.assert_allclose(ratio[:, 0], np.exp(latest), rtol=1e-9)
+    np.testing.assert_allclose(ratio[:, 1], 1.0)
+    recommendation = optimize_budget(short, BudgetProblem(total_budget=float(weekly.sum())))
+    assert recommendation.table["recommended_spend"].sum() == pytest.approx(weekly.sum())
 
 
 def test_brand_model_needs_two_valid_markets() -> None:
