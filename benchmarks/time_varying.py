@@ -3,7 +3,7 @@
 Two simulated markets of 156 weeks with the same spend and the same truth, except for TV:
 - ``varying``: TV's effect is multiplied week by week by a known smooth path
   ``exp(0.35 sin(2 pi t / 78 + 0.6))`` (centred, so its log averages zero over the window: the
-  channel's average effectiveness is its ROAS, and the path moves it by up to about +-40%);
+  channel's typical effectiveness is its ROAS, and the path moves it between about -30% and +42%);
 - ``constant``: TV's multiplier is 1 in every week.
 
 Both are fitted with a time-varying TV multiplier (HSGP, default priors: length scale median 26

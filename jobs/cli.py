@@ -28,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="fit one market (or one brand's markets) and print the report")
     fit.add_argument("--spec", required=True, type=Path, help="model spec YAML (see conf/models/)")
     fit.add_argument("--data", required=True, type=Path, help="weekly CSV: date, target, spend per channel, controls")
-    fit.add_argument("--market", default=None, help="name shown in the report (default: the data file's stem)")
+    fit.add_argument(
+        "--market",
+        default=None,
+        help="name shown in the report, the brand's with --market-column (default: the data file's stem)",
+    )
     fit.add_argument("--output", type=Path, default=None, help="folder for the saved model, tables and plots")
     fit.add_argument("--sampler", choices=["numpyro", "nutpie", "pymc"], default="numpyro")
     fit.add_argument("--chains", type=int, default=4)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.market_column:
-        _report_brand(fitted)
+        _report_brand(fitted, args.output)
     for market, model in models.items():
         output = args.output / market if args.output and len(models) > 1 else args.output
         _report_market(model, output)
@@ -78,14 +78,19 @@ def _fit_brand(
     return fit_brand(spec, frames, settings, brand=brand, lift_tests=tests)
 
 
-def _report_brand(fitted: BrandFit) -> None:
-    """What only the brand model has: markets left out, and the brand-level (pooled) parameters."""
+def _report_brand(fitted: BrandFit, output: Path | None) -> None:
+    """What only the brand model has: markets left out, and the brand-level (pooled) parameters
+    (also written to ``brand_summary.csv`` in the output folder)."""
     print(f"Brand model {fitted.brand!r}: one hierarchical model over {len(fitted.markets)} markets")
     for market, reason in fitted.failed.items():
         print(f"  left out {market}: {reason}")
     shared = fitted.brand_diagnostics()
     print(f"  brand-level parameters: max R-hat {shared['max_rhat']:.3f}, min bulk ESS {shared['min_ess_bulk']:.0f}")
-    print(fitted.brand_summary()[["mean", "sd", "hdi_5%", "hdi_95%", "r_hat"]].to_string())
+    summary = fitted.brand_summary()
+    print(summary[["mean", "sd", "hdi_5%", "hdi_95%", "r_hat"]].to_string())
+    if output:
+        output.mkdir(parents=True, exist_ok=True)
+        summary.to_csv(output / "brand_summary.csv")
     print()
 
 
@@ -110,6 +115,6 @@ def _report_market(model: FittedModel, output: Path | None) -> None:
             )[["period_start", "channel", "ROAS"]].to_string(index=False)
         )
     if output:
-        write_outputs(model, summary, output)
+        write_outputs(model, summary, output, roas_by_quarter=quarters if len(multipliers) else None)
         print(f"\nSaved model, tables and plots to {output}/")
     print()

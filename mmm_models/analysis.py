@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 from mmm_models import constants as C
 from mmm_models.data import Design, lag_tensor
@@ -179,7 +180,8 @@ def channel_summary(
 
 def channel_multipliers(model: FittedModel, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
     """Weekly effectiveness multiplier of each time-varying channel (mean and HDI); 1 = the
-    channel's average effectiveness over the training window. Empty without time-varying media."""
+    channel's typical effectiveness over the training window (the log multiplier averages 0 there:
+    a geometric mean of 1). Empty without time-varying media."""
     if model.layout.multiplier_map is None:
         return pd.DataFrame(columns=["date", "channel", "mean", "sd", "hdi_low", "hdi_high"])
     design = model.design()
@@ -199,7 +201,7 @@ def roas_by_period(
     row per period and channel: how contribution and ROAS moved, which is what a time-varying
     channel's total hides."""
     dates = model.data[model.spec.date_column].iloc[: model.train_weeks]
-    starts = pd.date_range(dates.iloc[0].to_period(freq[0]).start_time, dates.iloc[-1], freq=freq)
+    starts = pd.date_range(to_offset(freq).rollback(dates.iloc[0]), dates.iloc[-1], freq=freq)
     rows = []
     for begin, end in zip(starts, [*starts[1:], dates.iloc[-1] + pd.Timedelta(days=1)], strict=True):
         inside = dates[(dates >= begin) & (dates < end)]

@@ -108,7 +108,7 @@ def fit_brand(
     wall = time.perf_counter() - start
     timings = {"sampler_s": run.seconds, "wall_s": wall, "compiled": float(run.compiled), "markets": len(markets)}
     log.info("%s: brand model fitted in %.1f s%s", brand, wall, " (compiled first)" if run.compiled else "")
-    views = {m: _market_view(spec, idata, prepared[m], settings, m, timings) for m in markets}
+    views = {m: _market_view(spec, idata, prepared[m], settings, m, f"{brand}/{m}", timings) for m in markets}
     return BrandFit(spec=spec, brand=brand, idata=idata, markets=views, failed=failed, timings=timings)
 
 
@@ -118,9 +118,11 @@ def _market_view(
     prepared: PreparedMarket,
     settings: FitSettings,
     market: str,
+    label: str,
     timings: dict[str, float],
 ) -> FittedModel:
-    """The market's slice of the joint posterior, as a single-market ``FittedModel``."""
+    """The market's slice of the joint posterior, as a single-market ``FittedModel`` named ``label``
+    (``brand/market``, as the training job names an independent market's model)."""
     posterior = idata.posterior
     market_vars = [v for v, da in posterior.data_vars.items() if C.MARKET in da.dims]
     sliced = posterior[market_vars].sel({C.MARKET: market}, drop=True)
@@ -131,8 +133,8 @@ def _market_view(
         idata=view,
         data=prepared.data,
         settings=settings,
-        market=market,
-        timings={**timings, "unit_brand": 1.0},
+        market=label,
+        timings=timings,
         lift_tests=prepared.lift_tests,
     )
 

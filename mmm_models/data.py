@@ -10,7 +10,7 @@ compiled sampler; padded and held-out weeks are masked out of the likelihood.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -96,6 +96,14 @@ def _few(values: object, limit: int = 5) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _time_axis(spec: ModelSpec, data: pd.DataFrame) -> dict[str, str | float]:
+    """Origin and span (in weeks) of a training window: time runs from 0 to 1 over it."""
+    return {
+        "time_origin": str(data[spec.date_column].iloc[0].date()),
+        "time_span_weeks": float(max(len(data) - 1, 1)),
+    }
+
+
 @dataclass(frozen=True)
 class ScalingFactors:
     """Fixed per market: how raw columns map to the model's unitless scale.
@@ -131,10 +139,14 @@ class ScalingFactors:
             target=target_scale,
             spend=spend,
             controls=controls,
-            time_origin=str(data[spec.date_column].iloc[0].date()),
-            time_span_weeks=float(max(len(data) - 1, 1)),
+            **_time_axis(spec, data),
             changepoints=[float(x) for x in np.linspace(0, 0.8, n_changepoints + 2)[1:-1]],
         )
+
+    def for_window(self, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
+        """These value scales with the time axis of another training window (a refit's): the trend
+        and the HSGP basis are defined over the window they are fitted on."""
+        return replace(self, **_time_axis(spec, data))
 
     def check_matches(self, spec: ModelSpec) -> None:
         """Refuse to reuse factors computed for a different set of channels or controls."""

@@ -129,8 +129,9 @@ def baseline_components(xp: Any, data: Mapping[str, Any], params: Mapping[str, A
 def media_multiplier(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """Each channel's effectiveness multiplier, (..., weeks, channels), or 1.0 when none varies.
 
-    With the HSGP basis in ``data`` it follows the weeks; without it (spend that is not on the
-    calendar: response curves, budget optimisation) it is the multiplier of the last training week.
+    With the HSGP basis in ``data`` it follows the weeks (fit, decomposition, response curves over
+    the training calendar, predictions); without it (spend that is not on the calendar: the budget
+    optimiser's horizon) it is the multiplier of the last training week.
     """
     if layout.multiplier_map is None:
         return 1.0

@@ -97,6 +97,8 @@ def prepare_market(
         )
     if scaling is None:
         scaling = ScalingFactors.compute(spec, data.iloc[:train_weeks])
+    else:  # an earlier fit's value scales; time (trend, HSGP basis) always spans this training window
+        scaling = scaling.for_window(spec, data.iloc[:train_weeks])
     scaling.check_matches(spec)
     design = build_design(spec, data, scaling, holdout_weeks=settings.holdout_weeks, bucket=bucket)
     lift = None
@@ -118,7 +120,8 @@ def fit(
     """Validate one market's weekly frame and sample its posterior.
 
     Pass ``scaling`` from an earlier fit of the same market to keep parameters comparable across
-    refits; otherwise it is computed from the training weeks. ``lift_tests`` (see ``mmm_models.lift``)
+    refits (its spend, target and control scales; the time axis follows the new training window);
+    otherwise it is computed from the training weeks. ``lift_tests`` (see ``mmm_models.lift``)
     enter the likelihood as extra observations. ``allow_target_gaps`` keeps weeks with a NaN target
     (no sales recorded) as masked gaps instead of refusing the frame.
     """

@@ -14,9 +14,16 @@ from mmm_models import analysis, persistence, plots
 from mmm_models.fitted import FittedModel
 
 
-def write_outputs(model: FittedModel, summary: pd.DataFrame, folder: Path, curve_draws: int | None = 1000) -> None:
+def write_outputs(
+    model: FittedModel,
+    summary: pd.DataFrame,
+    folder: Path,
+    curve_draws: int | None = 1000,
+    roas_by_quarter: pd.DataFrame | None = None,
+) -> None:
     """Saved model (``model/``), channel summary, decomposition, response and adstock curves, and plots.
-    With time-varying channels, also their weekly multipliers and the ROAS and contributions by quarter.
+    With time-varying channels, also their weekly multipliers and the ROAS and contributions by quarter
+    (``roas_by_quarter``, when the caller has computed it already).
 
     ``curve_draws`` caps the posterior draws behind the response curves (a counterfactual per channel
     and spend level): the training job passes fewer, since there the curves are for reading, not for
@@ -38,7 +45,9 @@ def write_outputs(model: FittedModel, summary: pd.DataFrame, folder: Path, curve
     multipliers = analysis.channel_multipliers(model)
     if len(multipliers):
         multipliers.to_csv(folder / "channel_multipliers.csv", index=False)
-        analysis.roas_by_period(model, "QS", max_draws=curve_draws).to_csv(folder / "roas_by_quarter.csv", index=False)
+        if roas_by_quarter is None:
+            roas_by_quarter = analysis.roas_by_period(model, "QS", max_draws=curve_draws)
+        roas_by_quarter.to_csv(folder / "roas_by_quarter.csv", index=False)
         figures["channel_multipliers"] = plots.plot_channel_multipliers(model, multipliers)
     for name, figure in figures.items():
         figure.savefig(folder / f"{name}.png", dpi=110)

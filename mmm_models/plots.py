@@ -62,7 +62,7 @@ def plot_response_curves(model: FittedModel, curves: pd.DataFrame) -> Figure:
 
 def plot_channel_multipliers(model: FittedModel, multipliers: pd.DataFrame) -> Figure:
     """Each time-varying channel's weekly effectiveness multiplier with its 90% HDI band; the dashed
-    line at 1 is the channel's average effectiveness over the training window."""
+    line at 1 is the channel's typical (geometric-mean) effectiveness over the training window."""
     channels = list(dict.fromkeys(multipliers["channel"]))
     fig, axes = plt.subplots(len(channels), 1, figsize=(11, 2.8 * len(channels)), squeeze=False, sharex=True)
     for ax, channel in zip(axes[:, 0], channels, strict=True):

@@ -10,10 +10,11 @@ Two uses, both optional in the spec:
 - ``media``: one multiplier ``exp(f(t))`` per entry, on the effect of the channels it lists.
 
 Time is in weeks since the start of the training window, so length-scale priors are in weeks. Each
-basis function is centred over the training weeks, which makes every ``f`` average zero there: a
-multiplier then moves effectiveness *around* the channel's effect instead of trading off with it,
-and "constant effect" is the multiplier 1. Outside the training window the time is clamped to its
-edge: a forecast or plan uses the effectiveness of the latest (or earliest) training week.
+basis function is centred over the training weeks, which makes every ``f`` average zero there (a
+multiplier's geometric mean is 1): a multiplier then moves effectiveness *around* the channel's
+effect instead of trading off with it, and "constant effect" is the multiplier 1. Outside the
+training window the time is clamped to its edge: a forecast or plan uses the effectiveness of the
+latest (or earliest) training week.
 """
 
 from __future__ import annotations

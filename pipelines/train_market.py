@@ -1,16 +1,19 @@
 """One group's training inside a Spark worker: fit, diagnose, gate, summarise, track and register.
 
-Returns exactly one status row: ``success`` (fitted, registered, gate passed), ``rejected`` (fitted
-and registered, but the gate failed: the version gets no alias) or ``failed`` (with the error). An
-exception never escapes, so one bad market never stops the others.
+Returns one status row per market of the group (a group is one market, or with the brand unit one
+brand's markets): ``success`` (fitted, registered, gate passed), ``rejected`` (fitted and registered,
+but the gate failed: the version gets no alias) or ``failed`` (with the error). An exception never
+escapes, so one bad market never stops the others.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +35,16 @@ from pipelines.train_worker import RESULT_COLUMNS, TrainJob
 # 2% of the full posterior's (their Monte Carlo error); more only costs time on every market.
 SUMMARY_DRAWS = 1000
 CURVE_DRAWS = 250
+log = logging.getLogger(__name__)
 SUMMARY_METRICS = ("roas", "contribution_share", "adstock_half_life", "half_saturation_spend", "marginal_roas")
+
+
+@dataclass(frozen=True)
+class PooledWith:
+    """What a market's run records of the brand model it is a slice of."""
+
+    markets: list[str]
+    brand_summary: pd.DataFrame
 
 
 def market_frame(rows: pd.DataFrame, brand: BrandConfig, spec: ModelSpec) -> pd.DataFrame:
@@ -75,7 +87,12 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
     try:
         brand_config = BrandConfig.model_validate(job.brands[brand])
         spec = brand_config.spec()
-        frames = {m: market_frame(part, brand_config, spec) for m, part in by_market.items()}
+        frames = {}
+        for market, part in by_market.items():
+            try:
+                frames[market] = market_frame(part, brand_config, spec)
+            except Exception as exc:  # this market's rows only: the others still train
+                _fail(results[market], job, brand, market, exc)
         training = TrainingSettings.model_validate(job.training)
         pooled = False
         if training.unit == "brand" and len(frames) > 1:
@@ -93,8 +110,8 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
                 _fail(result, job, brand, market, exc)
     compilations = fitting.COMPILE_COUNT["count"] - compilations_before
     total = time.perf_counter() - start
-    for result in results.values():
-        result["compilations"] = compilations
+    for index, result in enumerate(results.values()):
+        result["compilations"] = compilations if index == 0 else 0  # the group's, counted once
         result["total_seconds"] = total / len(results)
     return pd.DataFrame(
         [[result.get(c) for c in RESULT_COLUMNS] for result in results.values()], columns=RESULT_COLUMNS, dtype=object
@@ -136,13 +153,18 @@ def _train_brand(
 
     A market that fails validation is left out of the brand model and reported failed; the others
     are fitted. Each market's diagnostics also carry the brand-level parameters' worst R-hat and ESS,
-    so a brand model that did not converge fails every market's gate.
+    so a brand model that did not converge fails every market's gate. The joint fit uses the job's
+    training settings: a market's own ``training`` override cannot apply to it (its gate override does).
     """
     training = TrainingSettings.model_validate(job.training)
+    overridden = sorted(m for m in frames if job.overrides.get(f"{brand}/{m}", {}).get("training"))
+    if overridden:
+        log.warning("%s: training overrides of %s do not apply to the joint brand fit", brand, overridden)
     fitted = fit_brand(spec, frames, training.fit_settings(), brand=brand, allow_target_gaps=True)
     for market, reason in fitted.failed.items():
         _fail(results[market], job, brand, market, DataError(reason))
     shared = fitted.brand_diagnostics()
+    pooled_with = PooledWith(markets=list(fitted.markets), brand_summary=fitted.brand_summary())
     for market, model in fitted.markets.items():
         result = results[market]
         try:
@@ -152,7 +174,7 @@ def _train_brand(
             diagnostics = diagnose(model).to_dict()
             diagnostics["max_rhat"] = max(diagnostics["max_rhat"], shared["max_rhat"])
             diagnostics["min_ess_bulk"] = min(diagnostics["min_ess_bulk"], shared["min_ess_bulk"])
-            _finish(model, diagnostics, training, gate, job, brand, market, result)
+            _finish(model, diagnostics, training, gate, job, brand, market, result, pooled_with)
         except Exception as exc:
             _fail(result, job, brand, market, exc)
 
@@ -166,6 +188,7 @@ def _finish(
     brand: str,
     market: str,
     result: dict,
+    pooled_with: PooledWith | None = None,
 ) -> None:
     """Gate, summarise and track one fitted market; fills ``result``."""
     clock = time.perf_counter()
@@ -179,7 +202,7 @@ def _finish(
     result["gate"] = json.dumps({c.name: c.describe() for c in checks})
     result["summaries"] = json.dumps(summary_rows(summary))
     clock = time.perf_counter()
-    run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market)
+    run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market, pooled_with)
     result["tracking_seconds"] = time.perf_counter() - clock
     result.update(mlflow_run_id=run_id, model_version=version)
     failed = failures(checks)
@@ -220,8 +243,13 @@ def track(
     job: TrainJob,
     brand: str,
     market: str,
+    pooled_with: PooledWith | None = None,
 ) -> tuple[str, str]:
-    """Child run under the job's parent run: params, metrics, artifacts, and the pyfunc model as a new version."""
+    """Child run under the job's parent run: params, metrics, artifacts, and the pyfunc model as a new version.
+
+    A market of a brand model also records the markets it was pooled with and the brand-level
+    parameters (``outputs/brand_summary.csv``).
+    """
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
@@ -244,6 +272,8 @@ def track(
         "code_version": job.code_version,
         **{f"sampler.{k}": v for k, v in training.model_dump().items()},
     }
+    if pooled_with is not None:
+        params["pooled_markets"] = ",".join(pooled_with.markets)[:6000]
     now = int(time.time() * 1000)
     metrics = {k: float(v) for k, v in diagnostics.items() if v is not None}
     metrics.update({f"timing.{k}": float(v) for k, v in model.timings.items()})
@@ -261,6 +291,8 @@ def track(
         outputs = Path(folder) / "outputs"
         write_outputs(model, summary, outputs, curve_draws=CURVE_DRAWS)
         (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
+        if pooled_with is not None:
+            pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
         with_retries(lambda: client.log_artifacts(run_id, str(outputs), "outputs"), "log artifacts")
         spec = model.spec
         example = (

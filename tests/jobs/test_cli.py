@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from jobs.cli import main
@@ -100,12 +101,14 @@ def test_fit_with_market_column_fits_one_brand_model(tmp_path: Path, capsys) -> 
     out = capsys.readouterr().out
     assert status == 0
     assert "Brand model 'pymc': one hierarchical model over 2 markets" in out
-    assert "channel_effect_brand[x1]" in out and "market 'geo_a'" in out and "market 'geo_b'" in out
+    assert "channel_effect_brand[x1]" in out and "market 'pymc/geo_a'" in out and "market 'pymc/geo_b'" in out
     assert out.count("ROAS by quarter") == 2
     for geo in ("geo_a", "geo_b"):
         for name in ("channel_summary.csv", "channel_multipliers.csv", "roas_by_quarter.csv", "model/posterior.nc"):
             assert (tmp_path / "out" / geo / name).exists(), (geo, name)
         assert (tmp_path / "out" / geo / "channel_multipliers.png").stat().st_size > 10_000
+    brand_level = pd.read_csv(tmp_path / "out" / "brand_summary.csv", index_col=0)
+    assert {"channel_effect_brand[x1]", "channel_effect_market_sd[x2]"} <= set(brand_level.index)
 
 
 def test_unknown_market_column_exits_1_with_message(capsys) -> None:

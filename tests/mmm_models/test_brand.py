@@ -43,6 +43,16 @@ def test_basis_is_centred_over_the_window_and_clamped_outside() -> None:
     np.testing.assert_allclose(arrays["gp_basis"][51], arrays["gp_basis_last"])
 
 
+def test_a_refit_keeps_the_value_scales_but_takes_the_new_windows_time_axis() -> None:
+    spec = brand_spec(time_varying={"media": [{"channels": ["tv"]}]})
+    frame = simulate_market(SimulationConfig(weeks=80, channels=CHANNELS, l_max=4), seed=2).data
+    earlier = ScalingFactors.compute(spec, frame.iloc[:40])
+    refit = earlier.for_window(spec, frame)
+    assert (refit.target, refit.spend) == (earlier.target, earlier.spend)
+    assert (refit.time_origin, refit.time_span_weeks) == (str(frame["date"].iloc[0].date()), 79.0)
+    assert refit.time_span_weeks != earlier.time_span_weeks
+
+
 def test_multiplier_is_one_without_time_variation_and_follows_the_basis_with_it() -> None:
     spec = brand_spec(time_varying={"media": [{"channels": ["tv"]}]})
     layout = ChannelLayout.from_spec(spec)

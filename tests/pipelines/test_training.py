@@ -160,10 +160,14 @@ def test_brand_unit_fits_one_model_per_brand_and_reports_every_market(spark, tra
     assert runs.loc["acme/FR", "status"] == "failed" and "constant" in runs.loc["acme/FR", "error"]
     assert runs.loc["acme/DE", "status"] == "success"
     assert runs.loc["bolt/US", "status"] == "success" and runs.loc["bolt/DE", "status"] == "rejected"
-    # bolt's markets came from one sampling run: the same worker, the same (shared) fit time
+    # bolt's markets came from one sampling run, in one worker, whose runs record the pooling
     assert runs.loc["bolt/DE", "worker"] == runs.loc["bolt/US", "worker"]
-    assert runs.loc["bolt/DE", "fit_seconds"] == runs.loc["bolt/US", "fit_seconds"]
     client = trained["client"]
     for key in ("bolt/DE", "bolt/US"):
         version = client.get_model_version(runs.loc[key, "model_name"], runs.loc[key, "model_version"])
         assert str(version.version) == "3" and version.tags["brand"] == "bolt"
+        run = client.get_run(runs.loc[key, "mlflow_run_id"])
+        assert run.data.params["pooled_markets"] == "DE,US"
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "outputs")}
+        assert "outputs/brand_summary.csv" in artifacts
+    assert "pooled_markets" not in client.get_run(runs.loc["acme/DE", "mlflow_run_id"]).data.params
