@@ -135,13 +135,24 @@ def test_brand_design_pads_short_markets_at_the_front_and_masks_them() -> None:
 
 
 def test_channel_groups_add_a_group_level() -> None:
-    spec = brand_spec(pooling={"channel_groups": {"video": ["tv"]}})
+    spec = brand_spec(pooling={"channel_groups": {"video": list(CHANNELS)}})
     markets = simulate_brand({"a": 40, "b": 40}, channels=CHANNELS).markets
     designs = [build_design(spec, m.data, ScalingFactors.compute(spec, m.data), bucket=None) for m in markets.values()]
     model = build_model(spec, BrandDesign(list(markets), designs, 40))
     names = set(model.named_vars)
     assert {"channel_effect_group", "channel_effect_group_sd", "channel_effect_channel_z"} <= names
     assert model.named_vars_to_dims["channel_effect_brand"] == ("channel",)
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    # with no channel offset, both channels of the group sit at the group effect; an offset moves one
+    effects = model.replace_rvs_by_values([model["channel_effect_brand"], model["channel_effect_group"]])
+    evaluate = model.compile_fn(effects, inputs=model.value_vars, on_unused_input="ignore")
+    point["channel_effect_channel_z"] = np.array([0.0, 0.0])
+    brand_effect, group_effect = evaluate(point)
+    np.testing.assert_allclose(brand_effect, [group_effect[0]] * 2)
+    point["channel_effect_channel_z"] = np.array([1.0, 0.0])
+    moved, _ = evaluate(point)
+    assert moved[0] > group_effect[0] and moved[1] == pytest.approx(group_effect[0])
 
 
 @pytest.fixture(scope="module")
