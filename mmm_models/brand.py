@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import arviz as az
 import numpy as np
@@ -47,18 +48,20 @@ class BrandFit:
 
     def brand_diagnostics(self) -> dict[str, float]:
         """Worst R-hat and bulk ESS of the brand-level parameters (the markets' views lack them)."""
-        names = self._brand_variables()
-        if not names:
+        summary = self._brand_level
+        if summary.empty:
             return {"max_rhat": 1.0, "min_ess_bulk": float("inf")}
-        summary = az.summary(self.idata, var_names=names, kind="diagnostics")
         return {"max_rhat": float(summary["r_hat"].max()), "min_ess_bulk": float(summary["ess_bulk"].min())}
-
-    def _brand_variables(self) -> list[str]:
-        return [v for v, da in self.idata.posterior.data_vars.items() if C.MARKET not in da.dims]
 
     def brand_summary(self) -> pd.DataFrame:
         """Summary (90% HDI) of the brand-level parameters: pooled means, spreads, GP hyperparameters."""
-        return az.summary(self.idata, var_names=self._brand_variables(), hdi_prob=0.9)
+        return self._brand_level.copy()
+
+    @cached_property
+    def _brand_level(self) -> pd.DataFrame:
+        """One ArviZ summary of the parameters without a market axis, behind both methods above."""
+        names = [v for v, da in self.idata.posterior.data_vars.items() if C.MARKET not in da.dims]
+        return az.summary(self.idata, var_names=names, hdi_prob=0.9) if names else pd.DataFrame()
 
 
 def fit_brand(

@@ -77,15 +77,17 @@ def shift_on_link_scale(location: pt.TensorVariable, shift: pt.TensorVariable, l
     by_kind: dict[str, list[int]] = {}
     for index, link in enumerate(links):
         by_kind.setdefault(link.kind, []).append(index)
-    parts, order = [], []
-    for kind, indices in by_kind.items():
+
+    def moved(kind: str, indices: list[int], at: pt.TensorVariable, by: pt.TensorVariable) -> pt.TensorVariable:
         lower = np.array([links[i].lower for i in indices])
         width = np.array([links[i].width for i in indices])
-        if len(by_kind) == 1:
-            return _inverse(kind, _forward(kind, location, lower, width) + shift, lower, width)
-        moved = _forward(kind, location[indices], lower, width) + shift[..., indices]
-        parts.append(_inverse(kind, moved, lower, width))
-        order.extend(indices)
+        return _inverse(kind, _forward(kind, at, lower, width) + by, lower, width)
+
+    if len(by_kind) == 1:  # one link for all: no slicing and re-ordering in the graph
+        ((kind, indices),) = by_kind.items()
+        return moved(kind, indices, location, shift)
+    parts = [moved(kind, indices, location[indices], shift[..., indices]) for kind, indices in by_kind.items()]
+    order = [i for indices in by_kind.values() for i in indices]
     return pt.concatenate(parts, axis=-1)[..., np.argsort(order)]
 
 

@@ -188,7 +188,7 @@ class ModelSpec(_Frozen):
         for group, members in self.pooling.channel_groups.items():
             if not members:
                 raise ValueError(f"channel group {group!r} lists no channels")
-            if len({effects[c] for c in members if c in effects}) > 1:
+            if len({effects[c] for c in members}) > 1:
                 raise ValueError(
                     f"the channels of group {group!r} ({members}) must share one effect kind and prior: the "
                     "group effect is drawn from it"

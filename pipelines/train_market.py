@@ -31,11 +31,12 @@ from pipelines.gold import control_column, spend_column
 from pipelines.tracking import model_name, with_retries
 from pipelines.train_worker import RESULT_COLUMNS, TrainJob
 
+log = logging.getLogger(__name__)
+
 # Posterior draws behind the summaries and the logged curves: 1000 keep the 90% HDI ends within about
 # 2% of the full posterior's (their Monte Carlo error); more only costs time on every market.
 SUMMARY_DRAWS = 1000
 CURVE_DRAWS = 250
-log = logging.getLogger(__name__)
 SUMMARY_METRICS = ("roas", "contribution_share", "adstock_half_life", "half_saturation_spend", "marginal_roas")
 
 
