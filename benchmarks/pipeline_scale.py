@@ -151,7 +151,7 @@ def reset_peak_rss(pid: int | str) -> None:
 
 
 def spark_run(spark, landing: Path, lake: Path, spend_rows: int) -> dict:
-    from pipelines.flow import run_pipeline
+    from pipelines.data.run import run_pipeline
 
     jvm = spark.sparkContext._gateway.proc.pid
     reset_peak_rss(jvm)

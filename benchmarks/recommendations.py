@@ -1,7 +1,7 @@
 """Budget recommendations, scored against the truth (issue 8, acceptance 3).
 
 For each of N simulated markets (156 weeks, 4 channels): fit the model (short chains), then call the
-recommend job's own optimisation (``pipelines.recommendations.recommend_budget`` and ``success_rows``)
+recommend job's own optimisation (``pipelines.recommend.budget.recommend_budget`` and ``success_rows``)
 with the default brand budget: the next 13 weeks, the current run-rate (mean weekly spend of the last
 13 weeks) as the total, each channel between 0.5x and 2x its current spend. Then:
 
@@ -34,7 +34,7 @@ from mmm_models.fitting import FitSettings
 from mmm_models.optimizer import BudgetOptimizer, ResponseModel
 from mmm_models.simulator import SimulationConfig, simulate_market, simulation_spec, truth_response_model
 from pipelines.config import BudgetSettings
-from pipelines.recommendations import budget_problem, recommend_budget, run_rate, success_rows
+from pipelines.recommend.budget import budget_problem, recommend_budget, run_rate, success_rows
 
 
 def true_response(truth: ResponseModel, plan: np.ndarray, weeks: int) -> float:

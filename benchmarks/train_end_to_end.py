@@ -27,7 +27,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.config import BrandConfig, MlflowSettings, PlatformConfig, QualityLimits
-from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pymc_marketing"
 AS_OF = dt.date(2026, 1, 5)
@@ -78,10 +78,10 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
-    from pipelines.flow import run_pipeline
-    from pipelines.promotion import promote
+    from pipelines.data.run import run_pipeline
+    from pipelines.registry.promotion import promote
     from pipelines.spark import get_spark
-    from pipelines.training import train
+    from pipelines.training.driver import train
 
     shutil.rmtree(args.workdir, ignore_errors=True)
     landing, lake = args.workdir / "landing", args.workdir / "lake"

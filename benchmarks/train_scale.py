@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.config import MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
-from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 
 AS_OF = dt.date(2025, 6, 2)
 TAXONOMY = {
@@ -62,7 +62,7 @@ def platform_for(workdir: Path) -> PlatformConfig:
 def spark_training(master: str, workdir: Path, markets: int, only: list[str] | None = None) -> dict:
     """Run the training job on ``master``; returns the timing and convergence figures."""
     from pipelines.spark import get_spark
-    from pipelines.training import train
+    from pipelines.training.driver import train
 
     config = raw_config(markets)
     spark = get_spark(f"train-scale-{master}", master)
@@ -103,7 +103,7 @@ def naive_loop(workdir: Path, markets: int) -> float:
 
     from mmm_models.data import ScalingFactors, build_design, validate_market_frame
     from mmm_models.model import build_model
-    from pipelines.train_market import market_frame
+    from pipelines.training.group import market_frame
 
     spark = SparkSession.getActiveSession()
     rows = spark.read.format("delta").load(str(workdir / "lake" / "gold" / "model_input")).toPandas()
@@ -145,7 +145,7 @@ def main() -> None:
         print(json.dumps(spark_training(args.child, scratch, args.markets, only)))
         return
 
-    from pipelines.flow import run_pipeline
+    from pipelines.data.run import run_pipeline
     from pipelines.spark import get_spark
 
     shutil.rmtree(args.workdir, ignore_errors=True)

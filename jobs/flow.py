@@ -99,7 +99,7 @@ def _step(name: str, retries: int) -> Callable:
 @_step("pipeline", retries=2)
 def pipeline_step(context: RunContext, summary: RetrainSummary) -> None:
     """Ingest, quality and model input (one Spark pass, keyed by the run key)."""
-    from pipelines.flow import run_pipeline
+    from pipelines.data.run import run_pipeline
 
     spark = context.spark()
     report = run_pipeline(spark, context.landing, context.lake, context.brands, context.as_of, context.progress)
@@ -112,7 +112,7 @@ def pipeline_step(context: RunContext, summary: RetrainSummary) -> None:
 @_step("train", retries=1)
 def train_step(context: RunContext, summary: RetrainSummary) -> None:
     """Fit every modelled market, unless this date's model input was already fitted (idempotent rerun)."""
-    from pipelines.training import previous_training, train
+    from pipelines.training.driver import previous_training, train
 
     spark = context.spark()
     previous = previous_training(spark, context.lake, context.as_of, context.markets)
@@ -141,7 +141,7 @@ def train_step(context: RunContext, summary: RetrainSummary) -> None:
 @_step("promote", retries=2)
 def promote_step(context: RunContext, summary: RetrainSummary) -> None:
     """Apply the gate's verdicts as registry aliases (the same verdicts on a rerun)."""
-    from pipelines.promotion import promote
+    from pipelines.registry.promotion import promote
 
     for p in promote(context.spark(), context.lake, context.platform, summary.training_run_id):
         context.progress(f"  {p.brand}/{p.market}: {p.model_name} v{p.version or '-'} -> {p.action}")
@@ -152,7 +152,7 @@ def promote_step(context: RunContext, summary: RetrainSummary) -> None:
 @_step("recommend", retries=2)
 def recommend_step(context: RunContext, summary: RetrainSummary) -> None:
     """Budget recommendations from every market's champion."""
-    from pipelines.recommendations import recommend
+    from pipelines.recommend.job import recommend
 
     report = recommend(context.spark(), context.lake, context.brands, context.platform, context.as_of, context.progress)
     summary.recommendations = report.rows

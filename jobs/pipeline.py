@@ -8,7 +8,7 @@ import sys
 import time
 
 from pipelines.config import ConfigError, load_brands
-from pipelines.synthetic_raw import BAD_INPUTS, RawDataConfig, generate_raw_landing
+from pipelines.data.synthetic_raw import BAD_INPUTS, RawDataConfig, generate_raw_landing
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def generate(args: argparse.Namespace) -> int:
 
 def pipeline(args: argparse.Namespace) -> int:
     """Run raw -> gold; exit 0 when every market is modelled, 3 when some are excluded, 1 on bad config."""
-    from pipelines.flow import run_pipeline
+    from pipelines.data.run import run_pipeline
     from pipelines.spark import get_spark
 
     try:

@@ -23,7 +23,7 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
 
 def recommend(args: argparse.Namespace) -> int:
     """Write ``outputs/budget_recommendations`` for the run date; exit 0, 3 when a market has none, 1 on bad config."""
-    from pipelines.recommendations import recommend
+    from pipelines.recommend.job import recommend
     from pipelines.spark import get_spark
 
     settings = load_settings(args)

@@ -104,7 +104,7 @@ def demo_as_of(weeks: int) -> dt.date:
 
 
 def write_demo_landing(landing: Path, weeks: int) -> None:
-    from pipelines.synthetic_raw import RawDataConfig, generate_raw_landing
+    from pipelines.data.synthetic_raw import RawDataConfig, generate_raw_landing
 
     config = RawDataConfig(
         markets={brand: list(DEMO_MARKETS) for brand in DEMO_BRANDS},

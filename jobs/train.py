@@ -35,9 +35,9 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    from pipelines.promotion import promote
+    from pipelines.registry.promotion import promote
     from pipelines.spark import get_spark
-    from pipelines.training import train
+    from pipelines.training.driver import train
 
     settings = load_settings(args)
     if settings is None:
@@ -59,7 +59,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def promote_command(args: argparse.Namespace) -> int:
-    from pipelines.promotion import approve, promote
+    from pipelines.registry.promotion import approve, promote
     from pipelines.spark import get_spark
 
     platform = PlatformConfig.from_yaml(args.platform)
@@ -73,8 +73,8 @@ def promote_command(args: argparse.Namespace) -> int:
 
 
 def ui(args: argparse.Namespace) -> int:
-    from pipelines.tracking import resolve_uris
-    from pipelines.training import PROJECT_ROOT
+    from pipelines.config import PROJECT_ROOT
+    from pipelines.registry.store import resolve_uris
 
     tracking, _, artifacts = resolve_uris(PlatformConfig.from_yaml(args.platform).mlflow, PROJECT_ROOT)
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {tracking}); Ctrl-C stops it")

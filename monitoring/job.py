@@ -33,10 +33,9 @@ from monitoring.data_drift import data_drift
 from monitoring.posterior import posterior_drift
 from monitoring.registry import VersionPair, reference_version
 from monitoring.tables import read, write
-from pipelines.config import BrandConfig, MonitoringSettings, PlatformConfig
-from pipelines.promotion import latest_training_run
-from pipelines.tracking import load_run_model, resolve_uris, with_retries
-from pipelines.training import PROJECT_ROOT
+from pipelines.config import PROJECT_ROOT, BrandConfig, MonitoringSettings, PlatformConfig
+from pipelines.registry.promotion import latest_training_run
+from pipelines.registry.store import load_run_model, resolve_uris, with_retries
 
 
 @dataclass

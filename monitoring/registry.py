@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipelines.promotion import CHAMPION
-from pipelines.tracking import alias_version, with_retries
+from pipelines.registry.promotion import CHAMPION
+from pipelines.registry.store import alias_version, with_retries
 
 
 @dataclass(frozen=True)

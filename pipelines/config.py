@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 if TYPE_CHECKING:
     from mmm_models.spec import ModelSpec
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout; relative local paths resolve against it
+CONF_DIR = PROJECT_ROOT / "conf"
 ENVIRONMENT_VARIABLE = "MMM_ENVIRONMENT"  # picks the environment of a platform file with ``environments:``
 
 

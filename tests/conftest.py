@@ -47,3 +47,13 @@ def quick_example_fit(example_spec: ModelSpec, example_frame: pd.DataFrame):
 
     settings = QUICK.model_copy(update={"holdout_weeks": 13})
     return fit(example_spec, example_frame, settings, market="example")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session with Delta for every test that needs one (starting a JVM costs seconds)."""
+    from pipelines.spark import get_spark
+
+    session = get_spark("tests", master="local[2]")
+    yield session
+    session.stop()

@@ -21,7 +21,7 @@ import yaml
 from jobs.cli import build_parser
 from jobs.flow import STEPS
 from pipelines.config import ConfigError, PlatformConfig
-from pipelines.tracking import model_name
+from pipelines.registry.store import model_name
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "infra" / "databricks"

@@ -13,11 +13,11 @@ from mlflow import MlflowClient
 from monitoring.dashboard import write_dashboard
 from monitoring.job import run_monitoring
 from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
-from pipelines.flow import run_pipeline
-from pipelines.promotion import promote
-from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.data.run import run_pipeline
+from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.registry.promotion import promote
 from pipelines.tables import table_path
-from pipelines.training import train
+from pipelines.training.driver import train
 from tests.monitoring.browser import ARTIFACTS, open_in_chromium
 
 pytestmark = pytest.mark.slow

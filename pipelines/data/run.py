@@ -21,10 +21,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
-from pipelines.gold import MarketStatus, build_model_input
-from pipelines.ingest import BRONZE_TABLES, REQUIRED_COLUMNS, IngestReport, ingest_source
-from pipelines.quality import Check, Outcome, validate, write_dq_results
-from pipelines.silver import SOURCES, StageReport, build_weekly, record_checks, weekly_checks
+from pipelines.data.gold import MarketStatus, build_model_input
+from pipelines.data.ingest import BRONZE_TABLES, REQUIRED_COLUMNS, IngestReport, ingest_source
+from pipelines.data.quality import Check, Outcome, validate, write_dq_results
+from pipelines.data.silver import SOURCES, StageReport, build_weekly, record_checks, weekly_checks
 from pipelines.tables import QUARANTINE_SCHEMA, ensure_table, latest_commit, table_path
 
 INGESTED_SOURCES = ("spend", "sales", "controls", "lift_tests")

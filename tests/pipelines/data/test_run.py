@@ -12,8 +12,8 @@ import pytest
 from delta.tables import DeltaTable
 
 from pipelines.config import QualityLimits
-from pipelines.flow import run_pipeline
-from pipelines.synthetic_raw import BAD_INPUTS, RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.data.run import run_pipeline
+from pipelines.data.synthetic_raw import BAD_INPUTS, RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.tables import table_path
 
 pytestmark = pytest.mark.slow

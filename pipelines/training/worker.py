@@ -12,36 +12,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-RESULT_SCHEMA = (
-    "training_run_id string, run_date date, brand string, market string, status string, error string, "
-    "gate string, mlflow_run_id string, model_name string, model_version string, weeks int, gap_weeks int, "
-    "first_week date, last_week date, max_rhat double, min_ess_bulk double, divergences int, r2_train double, "
-    "mape_train double, wape_train double, r2_holdout double, mape_holdout double, wape_holdout double, "
-    "fit_seconds double, summary_seconds double, tracking_seconds double, total_seconds double, "
-    "compiled boolean, compilations int, worker string, summaries string"
-)
-
-RESULT_COLUMNS = [column.split()[0] for column in RESULT_SCHEMA.split(", ")]
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """Everything a worker needs, as plain data (it travels pickled to every worker)."""
-
-    training_run_id: str  # the parent MLflow run
-    run_date: str
-    experiment_id: str
-    tracking_uri: str
-    registry_uri: str
-    model_prefix: str
-    compile_dir: str
-    code_version: str
-    brands: dict[str, dict]  # BrandConfig dumps
-    training: dict  # TrainingSettings dump
-    gate: dict  # GateSettings dump
-    overrides: dict[str, dict] = field(default_factory=dict)  # "brand/market" -> {"training": {...}, "gate": {...}}
+from pipelines.training.contract import TrainJob
 
 
 def isolate_worker(compile_dir: str) -> None:
@@ -62,7 +34,7 @@ def fit_group_function(job: TrainJob) -> Callable:
 
     def fit_group(rows):  # pandas in, pandas out
         isolate_worker(job.compile_dir)
-        from pipelines.train_market import train_group
+        from pipelines.training.group import train_group
 
         return train_group(rows, job)
 

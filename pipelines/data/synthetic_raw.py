@@ -19,7 +19,7 @@ import pandas as pd
 
 from mmm_models.simulator import SimulationConfig, simulate_lift_tests, simulate_market
 from pipelines.config import BrandConfig, QualityLimits
-from pipelines.ingest import REQUIRED_COLUMNS
+from pipelines.data.ingest import REQUIRED_COLUMNS
 
 LIFT_TEST_COLUMNS = REQUIRED_COLUMNS["lift_tests"]
 

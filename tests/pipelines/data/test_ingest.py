@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 
-from pipelines.ingest import ingest_source
-from pipelines.synthetic_raw import RawDataConfig, generate_raw_landing
+from pipelines.data.ingest import ingest_source
+from pipelines.data.synthetic_raw import RawDataConfig, generate_raw_landing
 from pipelines.tables import table_path
 
 pytestmark = pytest.mark.slow

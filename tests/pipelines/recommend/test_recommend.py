@@ -15,7 +15,7 @@ from mmm_models.fitted import fit
 from mmm_models.optimizer import OptimizationError
 from mmm_models.simulator import SimulationConfig, simulate_market, simulation_spec
 from pipelines.config import BrandConfig, BudgetSettings, ChannelBudget, ConfigError
-from pipelines.recommendations import (
+from pipelines.recommend.budget import (
     NO_CHAMPION,
     SUCCESS,
     budget_problem,
@@ -156,10 +156,10 @@ def job(spark, tmp_path_factory):
     """Gold tables for 3 markets, trained and promoted: acme/DE gets a champion, acme/FR (a constant target)
     fails training, and bolt/DE's brand budget cannot be spent within its bounds. Then one recommend run."""
     from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, TrainingSettings
-    from pipelines.promotion import promote
-    from pipelines.recommendations import recommend
+    from pipelines.recommend.job import recommend
+    from pipelines.registry.promotion import promote
     from pipelines.tables import table_path
-    from pipelines.training import train
+    from pipelines.training.driver import train
 
     folder = tmp_path_factory.mktemp("recommend")
     root = folder / "lake"

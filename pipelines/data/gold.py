@@ -23,8 +23,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
-from pipelines.quality import Check, Outcome, validate
-from pipelines.silver import StageReport
+from pipelines.data.quality import Check, Outcome, validate
+from pipelines.data.silver import StageReport
 from pipelines.tables import sync_merge, table_path, write_quarantine
 
 MODEL_INPUT_KEY = ["brand", "market", "week_start"]

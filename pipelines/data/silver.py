@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
-from pipelines.quality import Check
+from pipelines.data.quality import Check
 from pipelines.tables import sync_merge, table_path, write_quarantine
 
 

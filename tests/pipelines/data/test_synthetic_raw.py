@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.synthetic_raw import BAD_INPUTS, RawDataConfig, generate_raw_landing
+from pipelines.data.synthetic_raw import BAD_INPUTS, RawDataConfig, generate_raw_landing
 
 SMALL = RawDataConfig(markets={"acme": ["DE", "FR"]}, weeks=30, campaigns_per_raw_channel=2)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from delta.tables import DeltaTable
 
-from pipelines.ingest import ingest_source
-from pipelines.silver import SPEND, build_weekly
-from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.data.ingest import ingest_source
+from pipelines.data.silver import SPEND, build_weekly
+from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.tables import table_path
 
 pytestmark = pytest.mark.slow

@@ -17,10 +17,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.config import PlatformConfig
+from pipelines.config import PROJECT_ROOT, PlatformConfig
+from pipelines.registry.store import alias_version, resolve_uris, with_retries
 from pipelines.tables import is_delta, table_path
-from pipelines.tracking import alias_version, resolve_uris, with_retries
-from pipelines.training import PROJECT_ROOT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

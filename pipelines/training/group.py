@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -23,29 +20,20 @@ from mmm_models.brand import TooFewMarketsError, fit_brand
 from mmm_models.data import DataError
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
-from mmm_models.outputs import write_outputs
 from mmm_models.spec import ModelSpec
 from pipelines.config import BrandConfig, GateSettings, TrainingSettings
-from pipelines.gate import GateCheck, evaluate_gate, failures
-from pipelines.gold import control_column, spend_column
-from pipelines.tracking import model_name, with_retries
-from pipelines.train_worker import RESULT_COLUMNS, TrainJob
+from pipelines.data.gold import control_column, spend_column
+from pipelines.registry.store import model_name
+from pipelines.training.contract import RESULT_COLUMNS, TrainJob
+from pipelines.training.gate import evaluate_gate, failures
+from pipelines.training.tracking import PooledWith, track, track_failure
 
 log = logging.getLogger(__name__)
 
-# Posterior draws behind the summaries and the logged curves: 1000 keep the 90% HDI ends within about
+# Posterior draws behind the summaries: 1000 keep the 90% HDI ends within about
 # 2% of the full posterior's (their Monte Carlo error); more only costs time on every market.
 SUMMARY_DRAWS = 1000
-CURVE_DRAWS = 250
 SUMMARY_METRICS = ("roas", "contribution_share", "adstock_half_life", "half_saturation_spend", "marginal_roas")
-
-
-@dataclass(frozen=True)
-class PooledWith:
-    """What a market's run records of the brand model it is a slice of."""
-
-    markets: list[str]
-    brand_summary: pd.DataFrame
 
 
 def market_frame(rows: pd.DataFrame, brand: BrandConfig, spec: ModelSpec) -> pd.DataFrame:
@@ -215,7 +203,7 @@ def _finish(
 def _fail(result: dict, job: TrainJob, brand: str, market: str, exc: Exception) -> None:
     result["status"] = "failed"
     result["error"] = f"{type(exc).__name__}: {exc}"
-    _track_failure(job, brand, market, result["error"])
+    track_failure(job, brand, market, result["error"])
 
 
 def summary_rows(summary: pd.DataFrame) -> list[dict]:
@@ -233,110 +221,3 @@ def summary_rows(summary: pd.DataFrame) -> list[dict]:
 
 def _finite(value: float) -> float | None:
     return None if pd.isna(value) else float(value)
-
-
-def track(
-    model: FittedModel,
-    diagnostics: dict,
-    checks: list[GateCheck],
-    summary: pd.DataFrame,
-    training: TrainingSettings,
-    job: TrainJob,
-    brand: str,
-    market: str,
-    pooled_with: PooledWith | None = None,
-) -> tuple[str, str]:
-    """Child run under the job's parent run: params, metrics, artifacts, and the pyfunc model as a new version.
-
-    A market of a brand model also records the markets it was pooled with and the brand-level
-    parameters (``outputs/brand_summary.csv``).
-    """
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
-
-    from pipelines.pyfunc_model import ARTIFACT_KEY, MarketModel, runtime_requirements, signature
-
-    client = MlflowClient(job.tracking_uri, job.registry_uri)
-    tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "run_date": job.run_date}
-    run = with_retries(
-        lambda: client.create_run(job.experiment_id, run_name=f"{brand}/{market}", tags=tags), "create child run"
-    )
-    run_id = run.info.run_id
-    data = model.data
-    params = {
-        "spec": model.spec.name,
-        "structure": model.spec.structure_key()[:250],
-        "data_first_week": str(data[model.spec.date_column].min().date()),
-        "data_last_week": str(data[model.spec.date_column].max().date()),
-        "weeks": len(data),
-        "code_version": job.code_version,
-        **{f"sampler.{k}": v for k, v in training.model_dump().items()},
-    }
-    if pooled_with is not None:
-        params["pooled_markets"] = ",".join(pooled_with.markets)[:6000]
-    now = int(time.time() * 1000)
-    metrics = {k: float(v) for k, v in diagnostics.items() if v is not None}
-    metrics.update({f"timing.{k}": float(v) for k, v in model.timings.items()})
-    metrics.update({f"gate.{c.name}.passed": float(c.passed) for c in checks})
-    with_retries(
-        lambda: client.log_batch(
-            run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)) for k, v in params.items()],
-        ),
-        "log params and metrics",
-    )
-    name = model_name(job.model_prefix, brand, market)
-    with tempfile.TemporaryDirectory() as folder:
-        outputs = Path(folder) / "outputs"
-        write_outputs(model, summary, outputs, curve_draws=CURVE_DRAWS)
-        (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
-        if pooled_with is not None:
-            pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
-        with_retries(lambda: client.log_artifacts(run_id, str(outputs), "outputs"), "log artifacts")
-        spec = model.spec
-        example = (
-            data.tail(4)
-            .drop(columns=[spec.target.column])
-            .assign(**{spec.date_column: lambda f: f[spec.date_column].dt.strftime("%Y-%m-%d")})
-        )
-
-        def log_model():
-            mlflow.set_tracking_uri(job.tracking_uri)
-            mlflow.set_registry_uri(job.registry_uri)
-            with mlflow.start_run(run_id=run_id):
-                return mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=MarketModel(),
-                    artifacts={ARTIFACT_KEY: str(outputs / "model")},
-                    signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
-                    input_example=example,
-                    registered_model_name=name,
-                    pip_requirements=runtime_requirements(),  # stated, so MLflow does not load the model to infer them
-                )
-
-        info = with_retries(log_model, "log and register the model")
-    version = str(info.registered_model_version)
-    version_tags = {"brand": brand, "market": market, "training_run_id": job.training_run_id, "run_date": job.run_date}
-    version_tags.update({f"gate.{c.name}": c.describe() for c in checks})
-    version_tags["gate.passed"] = str(not failures(checks)).lower()
-    for key, value in version_tags.items():
-        with_retries(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v), "tag the version")
-    with_retries(lambda: client.set_terminated(run_id, "FINISHED"), "finish child run")
-    return run_id, version
-
-
-def _track_failure(job: TrainJob, brand: str, market: str, error: str) -> None:
-    """A failed market still leaves a FAILED child run with the error, when the store is reachable."""
-    from mlflow import MlflowClient
-
-    try:
-        client = MlflowClient(job.tracking_uri, job.registry_uri)
-        tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "error": error[:5000]}
-        run = with_retries(
-            lambda: client.create_run(job.experiment_id, run_name=f"{brand}/{market}", tags=tags), "create run"
-        )
-        with_retries(lambda: client.set_terminated(run.info.run_id, "FAILED"), "fail run")
-    except Exception:  # the status row carries the error either way
-        pass

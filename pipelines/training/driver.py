@@ -22,16 +22,16 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.config import BrandConfig, PlatformConfig
+from pipelines.config import PROJECT_ROOT, BrandConfig, PlatformConfig
+from pipelines.registry.store import ensure_experiment, resolve_uris, with_retries
 from pipelines.tables import data_version, insert_new, table_path
-from pipelines.tracking import ensure_experiment, resolve_uris, with_retries
-from pipelines.train_worker import RESULT_SCHEMA, TrainJob, fit_group_function
+from pipelines.training.contract import RESULT_SCHEMA, TrainJob
+from pipelines.training.worker import fit_group_function
 
 MODEL_RUNS_KEY = ("training_run_id", "brand", "market")
 INPUT_TABLE = ("gold", "model_input")
 SUMMARIES_KEY = ("training_run_id", "brand", "market", "channel", "metric")
 SUMMARY_TYPE = "array<struct<channel:string,metric:string,mean:double,sd:double,hdi_low:double,hdi_high:double>>"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass

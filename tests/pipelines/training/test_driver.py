@@ -13,11 +13,11 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
-from pipelines.flow import run_pipeline
-from pipelines.promotion import promote
-from pipelines.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.data.run import run_pipeline
+from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.registry.promotion import promote
 from pipelines.tables import table_path
-from pipelines.training import train
+from pipelines.training.driver import train
 
 pytestmark = pytest.mark.slow
 AS_OF = dt.date(2024, 6, 3)

@@ -1,0 +1,36 @@
+"""What the training driver sends to its Spark workers and what each group returns: plain data, standard
+library only, so the driver, the worker entry point and the group's code all import it without a cycle
+and without loading PyTensor or JAX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RESULT_SCHEMA = (
+    "training_run_id string, run_date date, brand string, market string, status string, error string, "
+    "gate string, mlflow_run_id string, model_name string, model_version string, weeks int, gap_weeks int, "
+    "first_week date, last_week date, max_rhat double, min_ess_bulk double, divergences int, r2_train double, "
+    "mape_train double, wape_train double, r2_holdout double, mape_holdout double, wape_holdout double, "
+    "fit_seconds double, summary_seconds double, tracking_seconds double, total_seconds double, "
+    "compiled boolean, compilations int, worker string, summaries string"
+)
+
+RESULT_COLUMNS = [column.split()[0] for column in RESULT_SCHEMA.split(", ")]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker needs, as plain data (it travels pickled to every worker)."""
+
+    training_run_id: str  # the parent MLflow run
+    run_date: str
+    experiment_id: str
+    tracking_uri: str
+    registry_uri: str
+    model_prefix: str
+    compile_dir: str
+    code_version: str
+    brands: dict[str, dict]  # BrandConfig dumps
+    training: dict  # TrainingSettings dump
+    gate: dict  # GateSettings dump
+    overrides: dict[str, dict] = field(default_factory=dict)  # "brand/market" -> {"training": {...}, "gate": {...}}
