@@ -103,7 +103,7 @@ def naive_loop(workdir: Path, markets: int) -> float:
 
     from mmm_models.data import ScalingFactors, build_design, validate_market_frame
     from mmm_models.model import build_model
-    from pipelines.training.group import market_frame
+    from pipelines.data.model_input import market_frame
 
     spark = SparkSession.getActiveSession()
     rows = spark.read.format("delta").load(str(workdir / "lake" / "gold" / "model_input")).toPandas()
@@ -113,7 +113,9 @@ def naive_loop(workdir: Path, markets: int) -> float:
     start = time.perf_counter()
     for brand, market in keys:
         spec = brands[brand].spec()
-        frame = market_frame(rows[(rows.brand == brand) & (rows.market == market)], brands[brand], spec)
+        frame = market_frame(
+            rows[(rows.brand == brand) & (rows.market == market)], brands[brand], spec.date_column, spec.target.column
+        )
         data = validate_market_frame(spec, frame, allow_target_gaps=True)
         design = build_design(spec, data, ScalingFactors.compute(spec, data), bucket=None)
         with build_model(spec, design):

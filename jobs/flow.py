@@ -26,8 +26,8 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.config import CONF_DIR, PlatformConfig, load_brands
-from pipelines.tables import table_path
+from jobs.context import StepContext
+from pipelines.tables import MODEL_RUNS
 
 STEPS = ("pipeline", "train", "monitor", "promote", "recommend", "dashboard")
 RETRY_DELAYS = [10, 60]  # seconds: a store or file-system hiccup, then a longer wait
@@ -40,25 +40,6 @@ class StepFailedError(RuntimeError):
         scope = ", ".join(markets) if markets else "all markets"
         super().__init__(f"step '{step}' failed for {scope}: {type(cause).__name__}: {cause}")
         self.step, self.markets = step, markets
-
-
-@dataclass
-class RunContext:
-    """What every step needs; built once per flow run."""
-
-    as_of: dt.date
-    platform: PlatformConfig
-    brands: dict[str, Any]  # BrandConfig by name
-    landing: Path
-    lake: Path
-    dashboard: Path
-    progress: Callable[[str], None] = print
-    markets: list[str] = field(default_factory=list)  # brand/market names modelled this run
-
-    def spark(self) -> Any:
-        from pipelines.spark import get_spark
-
-        return get_spark("mmm-weekly-retrain")
 
 
 @dataclass
@@ -82,9 +63,9 @@ class RetrainSummary:
 def _step(name: str, retries: int) -> Callable:
     """A Prefect task that turns any exception into ``StepFailedError`` naming the step (after its retries)."""
 
-    def decorate(function: Callable[[RunContext, RetrainSummary], None]) -> Callable:
+    def decorate(function: Callable[[StepContext, RetrainSummary], None]) -> Callable:
         @task(name=name, retries=retries, retry_delay_seconds=RETRY_DELAYS[:retries] or 0, cache_policy=NO_CACHE)
-        def run(context: RunContext, summary: RetrainSummary) -> None:
+        def run(context: StepContext, summary: RetrainSummary) -> None:
             context.progress(f"== {name}")
             start = time.perf_counter()
             function(context, summary)
@@ -97,11 +78,11 @@ def _step(name: str, retries: int) -> Callable:
 
 
 @_step("pipeline", retries=2)
-def pipeline_step(context: RunContext, summary: RetrainSummary) -> None:
+def pipeline_step(context: StepContext, summary: RetrainSummary) -> None:
     """Ingest, quality and model input (one Spark pass, keyed by the run key)."""
     from pipelines.data.run import run_pipeline
 
-    spark = context.spark()
+    spark = context.spark("mmm-weekly-retrain")
     report = run_pipeline(spark, context.landing, context.lake, context.brands, context.as_of, context.progress)
     summary.excluded = {f"{s.brand}/{s.market}": s.reason for s in report.excluded}
     context.markets = sorted(f"{s.brand}/{s.market}" for s in report.statuses if s.status == "included")
@@ -110,23 +91,19 @@ def pipeline_step(context: RunContext, summary: RetrainSummary) -> None:
 
 
 @_step("train", retries=1)
-def train_step(context: RunContext, summary: RetrainSummary) -> None:
+def train_step(context: StepContext, summary: RetrainSummary) -> None:
     """Fit every modelled market, unless this date's model input was already fitted (idempotent rerun)."""
     from pipelines.training.driver import previous_training, train
 
-    spark = context.spark()
+    spark = context.spark("mmm-weekly-retrain")
     previous = previous_training(spark, context.lake, context.as_of, context.markets)
     if previous is not None:
         context.progress(f"model input already fitted for {context.as_of} by training run {previous}: reusing it")
         summary.training_run_id, summary.reused_training = previous, True
-        runs = (
-            spark.read.format("delta")
-            .load(table_path(context.lake, "models", "model_runs"))
-            .filter(f"training_run_id = '{previous}'")
-            .toPandas()
-        )
+        runs = MODEL_RUNS.load(spark, context.lake)
+        runs = runs.filter(runs["training_run_id"] == previous).toPandas()
     else:
-        report = train(spark, context.lake, context.brands, context.platform, context.as_of, progress=context.progress)
+        report = context.run_job(train, "mmm-weekly-retrain")
         summary.training_run_id, runs = report.training_run_id, report.runs
         context.progress(report.table())
     names = runs["brand"] + "/" + runs["market"]
@@ -139,43 +116,42 @@ def train_step(context: RunContext, summary: RetrainSummary) -> None:
 
 
 @_step("promote", retries=2)
-def promote_step(context: RunContext, summary: RetrainSummary) -> None:
+def promote_step(context: StepContext, summary: RetrainSummary) -> None:
     """Apply the gate's verdicts as registry aliases (the same verdicts on a rerun)."""
     from pipelines.registry.promotion import promote
 
-    for p in promote(context.spark(), context.lake, context.platform, summary.training_run_id):
+    for p in promote(context.spark("mmm-weekly-retrain"), context.lake, context.platform, summary.training_run_id):
         context.progress(f"  {p.brand}/{p.market}: {p.model_name} v{p.version or '-'} -> {p.action}")
         if p.action.startswith("champion"):
             summary.promoted.append(f"{p.brand}/{p.market}")
 
 
 @_step("recommend", retries=2)
-def recommend_step(context: RunContext, summary: RetrainSummary) -> None:
+def recommend_step(context: StepContext, summary: RetrainSummary) -> None:
     """Budget recommendations from every market's champion."""
     from pipelines.recommend.job import recommend
 
-    report = recommend(context.spark(), context.lake, context.brands, context.platform, context.as_of, context.progress)
-    summary.recommendations = report.rows
+    summary.recommendations = context.run_job(recommend, "mmm-weekly-retrain").rows
 
 
 @_step("monitor", retries=2)
-def monitor_step(context: RunContext, summary: RetrainSummary) -> None:
+def monitor_step(context: StepContext, summary: RetrainSummary) -> None:
     """Posterior drift, lift-test calibration, data drift and alerts, for the new versions (before promotion)."""
     from monitoring.job import run_monitoring
 
-    report = run_monitoring(
-        context.spark(), context.lake, context.brands, context.platform, context.as_of, context.progress
-    )
+    report = context.run_job(run_monitoring, "mmm-weekly-retrain")
     summary.alerts = report.alerts
     context.progress(report.summary())
 
 
 @_step("dashboard", retries=1)
-def dashboard_step(context: RunContext, summary: RetrainSummary) -> None:
+def dashboard_step(context: StepContext, summary: RetrainSummary) -> None:
     """The self-contained HTML dashboard."""
     from monitoring.dashboard import write_dashboard
 
-    summary.dashboard = write_dashboard(context.spark(), context.lake, context.platform, context.dashboard)
+    summary.dashboard = write_dashboard(
+        context.spark("mmm-weekly-retrain"), context.lake, context.platform, context.dashboard
+    )
 
 
 STEP_TASKS = (pipeline_step, train_step, monitor_step, promote_step, recommend_step, dashboard_step)
@@ -193,7 +169,7 @@ def weekly_retrain(
     ``environment`` is ``local`` (``conf/platform.yaml``, the embedded defaults) or a target of
     ``conf/databricks.yaml`` (``dev``, ``prod``); ``platform_file`` names another platform file.
     """
-    context = build_context(as_of, brands, environment, platform_file)
+    context = StepContext.for_run(as_of, brands, environment, platform_file)
     summary = RetrainSummary(as_of=context.as_of, lake=context.lake)
     for step in STEP_TASKS:
         try:
@@ -202,31 +178,3 @@ def weekly_retrain(
             markets = context.markets if step.step_name != "pipeline" else []
             raise StepFailedError(step.step_name, markets, exc) from exc
     return summary
-
-
-def build_context(
-    as_of: str | None, brands: list[str] | None, environment: str, platform_file: str | None
-) -> RunContext:
-    """Config and paths for one run; unknown brands are an error, not an empty run."""
-    target = None if environment == "local" else environment
-    if platform_file:
-        platform = PlatformConfig.from_yaml(platform_file, environment=target)
-    else:
-        file = "platform.yaml" if target is None else "databricks.yaml"
-        platform = PlatformConfig.from_yaml(CONF_DIR / file, environment=target)
-    configured = load_brands(platform.brands)
-    if brands:
-        unknown = sorted(set(brands) - set(configured))
-        if unknown:
-            raise ValueError(f"unknown brands {unknown}; configured: {sorted(configured)}")
-        configured = {name: configured[name] for name in brands}
-    lake = Path(platform.lake)
-    return RunContext(
-        as_of=dt.date.fromisoformat(as_of) if as_of else dt.date.today(),
-        platform=platform,
-        brands=configured,
-        landing=Path(platform.landing),
-        lake=lake,
-        dashboard=lake.parent / "dashboard.html",
-        progress=lambda line: print(line, flush=True),
-    )

@@ -4,23 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
-from jobs.options import load_settings
-from pipelines.config import CONF_DIR, PlatformConfig
+from jobs.options import add_step_options, step_context
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> None:
     monitor = commands.add_parser("monitor", help="posterior drift, lift calibration, data drift and alerts")
-    monitor.add_argument("--platform", default=str(CONF_DIR / "platform.yaml"), help="platform config YAML")
-    monitor.add_argument("--lake", default=None, help="Delta tables root (default: the platform config's)")
-    monitor.add_argument("--brands", default=None, help="folder of brand YAML files (default: the platform config's)")
-    monitor.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="run date (default: today)")
-    monitor.add_argument("--master", default=None, help="Spark master (default: an active session, else local[*])")
+    add_step_options(monitor)
 
     dashboard = commands.add_parser("dashboard", help="write the monitoring dashboard (one HTML file)")
-    dashboard.add_argument("--platform", default=str(CONF_DIR / "platform.yaml"))
-    dashboard.add_argument("--lake", default=None)
+    add_step_options(dashboard, brands=False, as_of=False)
     dashboard.add_argument("--output", default="outputs/dashboard/index.html", help="the HTML file to write")
     dashboard.add_argument("--serve", action="store_true", help="then serve it on http://127.0.0.1:PORT")
     dashboard.add_argument("--port", type=int, default=8050)
@@ -29,16 +22,11 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
 def monitor(args: argparse.Namespace) -> int:
     """Exit 0 when every market was monitored (alerts are results, not errors), 1 on a config or market error."""
     from monitoring.job import run_monitoring
-    from pipelines.spark import get_spark
 
-    settings = load_settings(args)
-    if settings is None:
+    context = step_context(args)
+    if context is None:
         return 1
-    platform, brands = settings
-    spark = get_spark("mmm-monitor", args.master)
-    report = run_monitoring(
-        spark, args.lake or platform.lake, brands, platform, args.as_of or dt.date.today(), progress=_say
-    )
+    report = context.run_job(run_monitoring, "mmm-monitor")
     print()
     print(report.summary())
     return 1 if report.errors else 0
@@ -46,15 +34,12 @@ def monitor(args: argparse.Namespace) -> int:
 
 def dashboard(args: argparse.Namespace) -> int:
     from monitoring.dashboard import serve, write_dashboard
-    from pipelines.spark import get_spark
 
-    platform = PlatformConfig.from_yaml(args.platform)
-    path = write_dashboard(get_spark("mmm-dashboard"), args.lake or platform.lake, platform, args.output)
+    context = step_context(args)
+    if context is None:
+        return 1
+    path = write_dashboard(context.spark("mmm-dashboard"), context.lake, context.platform, args.output)
     print(f"dashboard written to {path}")
     if args.serve:
         serve(path, args.port)
     return 0
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)

@@ -1,18 +1,46 @@
-"""What several ``mmm`` subcommands share: loading the platform and brand configs named by their options."""
+"""The options the ``mmm`` subcommands share, declared once, and the one way a subcommand turns them into
+its ``StepContext``.
+
+``--brands`` always names brands (a subset of the configured ones); ``--brand-dir`` is the folder of
+brand files (default: the platform file's ``brands``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
-from pipelines.config import BrandConfig, ConfigError, PlatformConfig, load_brands
+from jobs.context import StepContext
+from pipelines.config import CONF_DIR, ConfigError
 
 
-def load_settings(args: argparse.Namespace) -> tuple[PlatformConfig, dict[str, BrandConfig]] | None:
-    """``--platform`` and ``--brands`` (default: the platform's brand folder); None, after saying why, if invalid."""
+def add_platform(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--platform", default=str(CONF_DIR / "platform.yaml"), help="platform config YAML")
+
+
+def add_step_options(
+    parser: argparse.ArgumentParser, *, lake: bool = True, brands: bool = True, as_of: bool = True, master: bool = True
+) -> None:
+    """``--platform``, and as the subcommand needs: ``--lake --brand-dir --brands --as-of --master``."""
+    add_platform(parser)
+    if lake:
+        parser.add_argument("--lake", default=None, help="Delta tables root (default: the platform config's)")
+    if brands:
+        parser.add_argument(
+            "--brand-dir", default=None, help="folder of brand YAML files (default: the platform config's)"
+        )
+        parser.add_argument("--brands", nargs="*", default=None, help="only these brands (default: all configured)")
+    if as_of:
+        parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="run date (default: today)")
+    if master:
+        parser.add_argument("--master", default=None, help="Spark master (default: an active session, else local[*])")
+
+
+def step_context(args: argparse.Namespace) -> StepContext | None:
+    """The subcommand's context; None, after saying why on stderr, when a config file is missing or invalid."""
     try:
-        platform = PlatformConfig.from_yaml(args.platform)
-        return platform, load_brands(args.brands or platform.brands)
+        return StepContext.from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 
-from pipelines.config import ConfigError, load_brands
+from jobs.options import add_step_options, step_context
 from pipelines.data.synthetic_raw import BAD_INPUTS, RawDataConfig, generate_raw_landing
 
 
@@ -24,11 +23,10 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     )
 
     pipeline = commands.add_parser("pipeline", help="ingest raw files and build the weekly model-input table")
-    pipeline.add_argument("--landing", required=True, help="landing folder with spend/, sales/, controls/")
-    pipeline.add_argument("--lake", required=True, help="root folder of the Delta tables")
-    pipeline.add_argument("--brands", default="conf/brands", help="folder of brand config YAML files")
-    pipeline.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="run date (default: today)")
-    pipeline.add_argument("--master", default=None, help="Spark master (default: an active session, else local[*])")
+    add_step_options(pipeline)
+    pipeline.add_argument(
+        "--landing", default=None, help="landing folder with spend/, sales/, controls/ (default: the platform config's)"
+    )
 
 
 MARKET_NAMES = ("DE", "FR", "IT", "ES", "UK", "US", "NL", "PL", "SE", "JP")
@@ -53,19 +51,15 @@ def generate(args: argparse.Namespace) -> int:
 def pipeline(args: argparse.Namespace) -> int:
     """Run raw -> gold; exit 0 when every market is modelled, 3 when some are excluded, 1 on bad config."""
     from pipelines.data.run import run_pipeline
-    from pipelines.spark import get_spark
 
-    try:
-        brands = load_brands(args.brands)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    context = step_context(args)
+    if context is None:
         return 1
     start = time.perf_counter()
-    spark = get_spark("mmm-pipeline", args.master)
     report = run_pipeline(
-        spark, args.landing, args.lake, brands, args.as_of, progress=lambda line: print(line, flush=True)
+        context.spark("mmm-pipeline"), context.landing, context.lake, context.brands, context.as_of, context.progress
     )
     print()
     print(report.summary())
-    print(f"\nrun {report.run_key} finished in {time.perf_counter() - start:.0f} s; tables under {args.lake}")
+    print(f"\nrun {report.run_key} finished in {time.perf_counter() - start:.0f} s; tables under {context.lake}")
     return 3 if report.excluded else 0

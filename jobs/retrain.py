@@ -44,7 +44,8 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The flow once (with ``--demo``: last week, then this week); exit 0, 3 when markets failed, 1 on a failed step."""
-    from jobs.flow import StepFailedError, build_context, weekly_retrain
+    from jobs.context import StepContext
+    from jobs.flow import StepFailedError, weekly_retrain
 
     start = time.perf_counter()
     dates = [args.as_of]
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         this_week = args.as_of or demo_as_of(args.weeks - 1)
         # Last week first, so that this week's refit has champions to be compared with (drift, alerts).
         dates = [this_week - dt.timedelta(weeks=1), this_week]
-        write_demo_landing(build_context(None, None, args.environment, args.platform).landing, args.weeks)
+        write_demo_landing(StepContext.for_run(None, None, args.environment, args.platform).landing, args.weeks)
     try:
         for as_of in dates:
             summary = weekly_retrain(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 from pandas.tseries.frequencies import to_offset
 
 from mmm_models import constants as C
@@ -145,37 +146,82 @@ def _channel_contribution_draws(evaluator: PosteriorEvaluator, params: dict[str,
     return np.stack([evaluator.outcome_change(mu - terms[..., c], terms[..., c]) for c in range(terms.shape[-1])], -1)
 
 
-def channel_summary(
-    model: FittedModel, period: Period | None = None, hdi_prob: float = HDI_PROB, max_draws: int | None = None
-) -> pd.DataFrame:
-    """One row per channel: spend, contribution, contribution share, ROAS and marginal ROAS over a
-    period (default: the training window), plus adstock half-life and half-saturation spend.
+CHANNEL_METRICS = (
+    "contribution",
+    "contribution_share",
+    "roas",
+    "marginal_roas",
+    "adstock_half_life",
+    "half_saturation_spend",
+)
+
+
+def channel_metric_draws(
+    model: FittedModel,
+    period: Period | None = None,
+    max_draws: int | None = None,
+    marginal: bool = True,
+) -> xr.DataArray:
+    """Posterior draws of ``CHANNEL_METRICS`` over a period (default: the training window), labelled
+    ``draw x channel x metric``: every summary of the channels derives from these.
+
+    ``marginal=False`` leaves out marginal ROAS (one more counterfactual per channel) for callers that
+    do not report it. A channel without spend in the period has NaN ROAS and marginal ROAS.
     """
     period = period or Period()
     weeks = period.mask(model)
     evaluator = PosteriorEvaluator(model, max_draws)
-    observed = model.data[model.spec.target.column].to_numpy(float)[weeks]
-    observed = float(np.nansum(observed))  # gap weeks (no sales recorded) add nothing
-    rows = []
-    business = business_parameters(model, evaluator)
-    for c, name in enumerate(model.channel_names):
-        spend = float(evaluator.design.spend[weeks, c].sum())
-        contribution = evaluator.counterfactual_contribution(c, weeks, 0.0) * -1.0
-        extra = evaluator.counterfactual_contribution(c, weeks, 1.0 + MARGINAL_STEP)
-        quantities = {
-            "contribution": contribution,
-            "contribution_share": contribution / observed,
-            "roas": contribution / spend if spend > 0 else np.full_like(contribution, np.nan),
-            "marginal_roas": extra / (MARGINAL_STEP * spend) if spend > 0 else np.full_like(extra, np.nan),
-            "adstock_half_life": business["adstock_half_life"][:, c],
-            "half_saturation_spend": business["half_saturation_spend"][:, c],
-        }
-        row: dict[str, object] = {"channel": name, "spend": spend}
-        for quantity, draws in quantities.items():
-            for stat, value in summarise(draws, hdi_prob).items():
-                row[f"{quantity}_{stat}"] = float(value)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    observed = float(np.nansum(model.data[model.spec.target.column].to_numpy(float)[weeks]))  # gaps add nothing
+    spend = evaluator.design.spend[weeks].sum(axis=0)
+    channels = range(len(model.channel_names))
+    contribution = np.stack([-evaluator.counterfactual_contribution(c, weeks, 0.0) for c in channels], axis=1)
+    draws = {"contribution": contribution, "contribution_share": contribution / observed}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws["roas"] = np.where(spend > 0, contribution / spend, np.nan)
+        if marginal:
+            extra = np.stack(
+                [evaluator.counterfactual_contribution(c, weeks, 1.0 + MARGINAL_STEP) for c in channels], axis=1
+            )
+            draws["marginal_roas"] = np.where(spend > 0, extra / (MARGINAL_STEP * spend), np.nan)
+    draws.update(business_parameters(model, evaluator))
+    metrics = [m for m in CHANNEL_METRICS if m in draws]
+    return xr.DataArray(
+        np.stack([draws[m] for m in metrics], axis=-1),
+        dims=("draw", "channel", "metric"),
+        coords={"channel": list(model.channel_names), "metric": metrics},
+        name="channel_metrics",
+    )
+
+
+def channel_metrics(
+    model: FittedModel, period: Period | None = None, hdi_prob: float = HDI_PROB, max_draws: int | None = None
+) -> pd.DataFrame:
+    """Long and labelled: one row per channel and metric (``CHANNEL_METRICS``) with mean, sd, hdi_low, hdi_high."""
+    draws = channel_metric_draws(model, period, max_draws)
+    stats = summarise(draws.values, hdi_prob)  # each (channel, metric)
+    index = pd.MultiIndex.from_product([draws.channel.values, draws.metric.values], names=["channel", "metric"])
+    frame = pd.DataFrame({name: value.reshape(-1) for name, value in stats.items()}, index=index)
+    return frame.reset_index()
+
+
+def channel_summary(
+    model: FittedModel, period: Period | None = None, hdi_prob: float = HDI_PROB, max_draws: int | None = None
+) -> pd.DataFrame:
+    """One wide row per channel, for reading: spend, then ``<metric>_<stat>`` columns of ``channel_metrics``.
+
+    Code that consumes the figures should take ``channel_metrics`` (long) instead of parsing these names.
+    """
+    return widen_channel_metrics(model, channel_metrics(model, period, hdi_prob, max_draws), period)
+
+
+def widen_channel_metrics(model: FittedModel, metrics: pd.DataFrame, period: Period | None = None) -> pd.DataFrame:
+    """``channel_metrics`` rows as ``channel_summary``'s wide table (spend over ``period`` first)."""
+    wide = metrics.pivot(index="channel", columns="metric").reindex(model.channel_names)
+    stats = ("mean", "sd", "hdi_low", "hdi_high")
+    wide = wide.swaplevel(axis=1)[[(m, s) for m in CHANNEL_METRICS for s in stats]]
+    wide.columns = [f"{metric}_{stat}" for metric, stat in wide.columns]
+    wide.insert(0, "spend", model.design().spend[(period or Period()).mask(model)].sum(axis=0))
+    return wide.rename_axis(None).reset_index(names="channel")
 
 
 def channel_multipliers(model: FittedModel, hdi_prob: float = HDI_PROB) -> pd.DataFrame:

@@ -1,1 +1,2 @@
-"""Monitoring: posterior drift between model versions, lift-test calibration, data drift, alerts, dashboard."""
+"""Holds: posterior drift between model versions, lift-test calibration, data drift, alert rules, the dashboard.
+May import: mmm_models, pipelines.config, pipelines.tables, pipelines.registry; never jobs."""

@@ -20,8 +20,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from pyspark.sql import SparkSession
 
-from monitoring.tables import read
 from pipelines.config import PlatformConfig
+from pipelines.tables import ALERTS, BUDGET_RECOMMENDATIONS, LIFT_CALIBRATION, POSTERIOR_DRIFT, POSTERIOR_SUMMARIES
 
 RECOMMENDATION_COLUMNS = [
     "run_date",
@@ -54,11 +54,11 @@ class DashboardData:
 
 def load_data(spark: SparkSession, root: str | Path) -> DashboardData:
     return DashboardData(
-        drift=read(spark, root, "outputs", "posterior_drift"),
-        summaries=read(spark, root, "models", "posterior_summaries"),
-        calibration=read(spark, root, "outputs", "lift_calibration"),
-        alerts=read(spark, root, "outputs", "alerts"),
-        recommendations=read(spark, root, "outputs", "budget_recommendations"),
+        drift=POSTERIOR_DRIFT.read(spark, root),
+        summaries=POSTERIOR_SUMMARIES.read(spark, root),
+        calibration=LIFT_CALIBRATION.read(spark, root),
+        alerts=ALERTS.read(spark, root),
+        recommendations=BUDGET_RECOMMENDATIONS.read(spark, root),
     )
 
 

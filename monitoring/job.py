@@ -4,7 +4,7 @@ For each market the latest training run registered a version for, the job loads 
 its reference (see ``monitoring.registry``) from MLflow and computes:
 
 - posterior drift in business units over the training weeks both saw -> ``outputs/posterior_drift``;
-- the new version's agreement with the market's lift tests (bronze ``lift_tests``) ->
+- the new version's agreement with the market's lift tests (silver ``lift_tests``) ->
   ``outputs/lift_calibration``;
 - data drift: the last ``recent_weeks`` of the new version's data against the weeks before them ->
   ``outputs/data_drift``;
@@ -32,10 +32,13 @@ from monitoring.calibration import lift_calibration
 from monitoring.data_drift import data_drift
 from monitoring.posterior import posterior_drift
 from monitoring.registry import VersionPair, reference_version
-from monitoring.tables import read, write
-from pipelines.config import PROJECT_ROOT, BrandConfig, MonitoringSettings, PlatformConfig
+from monitoring.tables import write
+from pipelines.config import BrandConfig, MonitoringSettings, PlatformConfig
 from pipelines.registry.promotion import latest_training_run
-from pipelines.registry.store import load_run_model, resolve_uris, with_retries
+from pipelines.registry.store import RegistryStore
+from pipelines.tables import ALERTS, DATA_DRIFT, LIFT_CALIBRATION, LIFT_TESTS, MODEL_RUNS, POSTERIOR_DRIFT
+
+MARKET_TABLES = {table.name: table for table in (POSTERIOR_DRIFT, LIFT_CALIBRATION, DATA_DRIFT)}
 
 
 @dataclass
@@ -76,24 +79,21 @@ def run_monitoring(
     progress: Callable[[str], None] | None = None,
 ) -> MonitorReport:
     """Monitor every version registered by the latest training run; write the four tables and return a report."""
-    from mlflow import MlflowClient
-
     start, say = time.perf_counter(), progress or (lambda _: None)
     settings = platform.monitoring
     training_run_id = latest_training_run(spark, root)
-    history = read(spark, root, "models", "model_runs")
+    history = MODEL_RUNS.read(spark, root)
     latest = history[(history["training_run_id"] == training_run_id) & history["model_version"].notna()]
-    tracking, registry, _ = resolve_uris(platform.mlflow, PROJECT_ROOT)
-    client = MlflowClient(tracking, registry)
-    lift_tests = read(spark, root, "bronze", "lift_tests")
+    store = RegistryStore.from_settings(platform.mlflow)
+    lift_tests = LIFT_TESTS.read(spark, root)
     say(f"monitoring {len(latest)} markets of training run {training_run_id}")
-    frames: dict[str, list[pd.DataFrame]] = {"posterior_drift": [], "lift_calibration": [], "data_drift": []}
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in MARKET_TABLES}
     rows, errors = [], {}
     context = {"training_run_id": training_run_id, "as_of": as_of}
     for i, run in enumerate(latest.sort_values(["brand", "market"]).itertuples(), start=1):
         name = f"{run.brand}/{run.market}"
         try:
-            reference = reference_version(client, run.model_name, run.model_version, history)
+            reference = reference_version(store, run.model_name, run.model_version, history)
             pair = VersionPair(
                 run.brand,
                 run.market,
@@ -104,8 +104,8 @@ def run_monitoring(
             )
             if run.brand not in brands:
                 raise ValueError(f"brand {run.brand!r} has no brand config")
-            tests = market_lift_tests(lift_tests, brands[run.brand], run.market)
-            market = monitor_market(pair, tracking, tests, settings)
+            tests = market_lift_tests(lift_tests, run.brand, run.market)
+            market = monitor_market(pair, store, tests, settings)
         except Exception as exc:  # one market's failure is reported; the others go on
             errors[name] = f"{type(exc).__name__}: {exc}"
             say(f"  [{i}/{len(latest)}] {name}: FAILED {errors[name][:160]}")
@@ -122,37 +122,33 @@ def run_monitoring(
     tables = {t: pd.concat(f, ignore_index=True) if f else pd.DataFrame() for t, f in frames.items()}
     alerts = rules.evaluate(tables, settings).assign(as_of=as_of)
     stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    for table, frame in tables.items():
+    for name, frame in tables.items():
         if len(frame):
-            write(spark, root, table, frame, stamp)
-    new_alerts = write(spark, root, "alerts", alerts, stamp)
-    tag_versions(client, latest, alerts)
+            write(spark, root, MARKET_TABLES[name], frame, stamp)
+    new_alerts = write(spark, root, ALERTS, alerts, stamp)
+    tag_versions(store, latest, alerts)
     markets = pd.DataFrame(rows)
     return MonitorReport(training_run_id, markets, alerts, new_alerts, errors, time.perf_counter() - start)
 
 
-def market_lift_tests(lift_tests: pd.DataFrame, brand: BrandConfig, market: str) -> pd.DataFrame:
-    """The market's tests from bronze (strings) with model channel names and numbers; one row per test."""
+def market_lift_tests(lift_tests: pd.DataFrame, brand: str, market: str) -> pd.DataFrame:
+    """The market's tests from silver ``lift_tests`` (typed, model channel names); one row per test."""
     columns = ["channel", "start", "end", "spend_delta", "lift", "lift_se"]
     if lift_tests.empty:
         return pd.DataFrame(columns=columns)
-    tests = lift_tests[(lift_tests["brand"] == brand.brand) & (lift_tests["market"] == market)][columns].copy()
-    tests["channel"] = tests["channel"].map(lambda c: c if c in brand.channels else brand.raw_to_model().get(c, c))
-    for column in ("spend_delta", "lift", "lift_se"):
-        tests[column] = pd.to_numeric(tests[column], errors="coerce")
-    tests = tests.dropna().drop_duplicates(["channel", "start", "end", "spend_delta"], keep="last")
-    return tests.reset_index(drop=True)
+    tests = lift_tests[(lift_tests["brand"] == brand) & (lift_tests["market"] == market)]
+    return tests[columns].reset_index(drop=True)
 
 
 def monitor_market(
-    pair: VersionPair, tracking_uri: str, tests: pd.DataFrame, settings: MonitoringSettings
+    pair: VersionPair, store: RegistryStore, tests: pd.DataFrame, settings: MonitoringSettings
 ) -> dict[str, pd.DataFrame]:
     """The three tables' rows for one market (drift is empty for a market's first version)."""
     keys = {"brand": pair.brand, "market": pair.market, "model_name": pair.model_name}
-    challenger = load_run_model(tracking_uri, pair.challenger_run_id)
+    challenger = store.load_run_model(pair.challenger_run_id)
     drift = pd.DataFrame()
     if pair.champion_run_id is not None:
-        champion = load_run_model(tracking_uri, pair.champion_run_id)
+        champion = store.load_run_model(pair.champion_run_id)
         drift = posterior_drift(champion, challenger, tuple(settings.drift_metrics), settings.max_draws).assign(
             **keys, champion_version=pair.champion_version, challenger_version=pair.challenger_version
         )
@@ -198,14 +194,9 @@ def market_row(pair: VersionPair, market: dict[str, pd.DataFrame], settings: Mon
     }
 
 
-def tag_versions(client, runs: pd.DataFrame, alerts: pd.DataFrame) -> None:
+def tag_versions(store: RegistryStore, runs: pd.DataFrame, alerts: pd.DataFrame) -> None:
     """``monitoring.critical_alerts`` / ``monitoring.warning_alerts`` on each version, for reviewers in the UI."""
     for run in runs.itertuples():
         mine = alerts[(alerts["model_name"] == run.model_name) & (alerts["challenger_version"] == run.model_version)]
-        for severity, count in rules.severity_counts(mine).items():
-            with_retries(
-                lambda s=severity, c=count, r=run: client.set_model_version_tag(
-                    r.model_name, r.model_version, f"monitoring.{s}_alerts", str(c)
-                ),
-                "tag the version",
-            )
+        tags = {f"monitoring.{s}_alerts": str(c) for s, c in rules.severity_counts(mine).items()}
+        store.set_version_tags(run.model_name, run.model_version, tags)

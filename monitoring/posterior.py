@@ -36,24 +36,6 @@ def shared_period(first: FittedModel, second: FittedModel) -> analysis.Period:
     return analysis.Period(str(start.date()), str(end.date()))
 
 
-def business_draws(model: FittedModel, period: analysis.Period, max_draws: int | None = 1000) -> dict[str, np.ndarray]:
-    """Per metric, draws x channels: ROAS and contribution share over ``period``, half-life, half-saturation."""
-    weeks = period.mask(model)
-    evaluator = analysis.PosteriorEvaluator(model, max_draws)
-    observed = float(np.nansum(model.data[model.spec.target.column].to_numpy(float)[weeks]))
-    spend = evaluator.design.spend[weeks].sum(axis=0)
-    contribution = np.stack(
-        [-evaluator.counterfactual_contribution(c, weeks, 0.0) for c in range(len(model.channel_names))], axis=1
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        roas = np.where(spend > 0, contribution / spend, np.nan)
-    return {
-        "roas": roas,
-        "contribution_share": contribution / observed,
-        **analysis.business_parameters(model, evaluator),
-    }
-
-
 def posterior_drift(
     champion: FittedModel, challenger: FittedModel, metrics: tuple[str, ...] = METRICS, max_draws: int | None = 1000
 ) -> pd.DataFrame:
@@ -65,14 +47,15 @@ def posterior_drift(
     if unknown:
         raise ValueError(f"unknown drift metrics {unknown}; choose from {list(METRICS)}")
     period = shared_period(champion, challenger)
-    before, after = business_draws(champion, period, max_draws), business_draws(challenger, period, max_draws)
+    before, after = (
+        analysis.channel_metric_draws(m, period, max_draws, marginal=False) for m in (champion, challenger)
+    )
     rows = []
-    for c, channel in enumerate(champion.channel_names):
+    for channel in champion.channel_names:
         if channel not in challenger.channel_names:
             continue
-        k = challenger.channel_names.index(channel)
         for metric in metrics:
-            a, b = before[metric][:, c], after[metric][:, k]
+            a, b = (draws.sel(channel=channel, metric=metric).values for draws in (before, after))
             if not (np.isfinite(a).all() and np.isfinite(b).all()):
                 continue
             rows.append({"channel": channel, "metric": metric, **compare_draws(a, b).to_dict()})

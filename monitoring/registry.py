@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipelines.registry.promotion import CHAMPION
-from pipelines.registry.store import alias_version, with_retries
+from pipelines.registry.store import RegistryStore
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,13 @@ class VersionPair:
     champion_run_id: str | None
 
 
-def reference_version(client, model_name: str, new_version: str, history: pd.DataFrame) -> tuple[str, str] | None:
+def reference_version(
+    store: RegistryStore, model_name: str, new_version: str, history: pd.DataFrame
+) -> tuple[str, str] | None:
     """(version, MLflow run id) of the champion, or of the latest earlier gate-passing version; None if none."""
-    champion = alias_version(client, model_name, CHAMPION)
+    champion = store.alias_version(model_name, CHAMPION)
     if champion is not None and champion != str(new_version):
-        run_id = with_retries(lambda: client.get_model_version(model_name, champion).run_id, "get champion run")
-        return champion, run_id
+        return champion, store.version_run_id(model_name, champion)
     earlier = history[
         (history["model_name"] == model_name)
         & (history["status"] == "success")

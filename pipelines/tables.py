@@ -1,101 +1,309 @@
-"""Where the Delta tables live, and the two ways this project writes them.
+"""The table catalogue: every Delta table of the platform, once, with its layer, name, key and schema.
 
-- ``sync_merge`` makes a derived table (silver, gold) equal to a freshly computed frame through one
-  MERGE: rows whose values changed are updated, new rows inserted, vanished rows deleted. Unchanged
-  rows are not rewritten, so a rerun changes no row counts and late data touches only its weeks.
-- ``insert_new`` adds rows that are not there yet (quarantine, dq results): reruns add nothing.
+No module outside this one spells a table's layer and name: they import its ``Table`` and call it.
+A table is found under a lake root (``<root>/<layer>/<name>``); the production issue resolves the same
+catalogue to Unity Catalog names. Two ways to write, both idempotent:
+
+- ``sync_merge`` makes a derived table (silver, gold, statuses, recommendations) equal to a freshly
+  computed frame through one MERGE: rows whose values changed are updated, new rows inserted, vanished
+  rows deleted (optionally only those matching a condition). Unchanged rows are not rewritten, so a
+  rerun changes no row counts and late data touches only its weeks.
+- ``insert_new`` adds rows whose key is not there yet (quarantine, dq results, runs, monitoring): reruns
+  add nothing.
+
+Reads: ``load`` (Spark; the table must exist) and ``read`` (pandas; an empty frame when it does not).
+``to_spark`` turns pandas rows into a frame of the table's schema, through the one cell converter.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-
-QUARANTINE_SCHEMA = (
-    "table string, source_file string, record string, occurrence int, check string, reason string, "
-    "batch_id string, quarantined_at timestamp"
-)
-QUARANTINE_KEY = ("table", "source_file", "record", "occurrence", "check")
-
-
-def table_path(root: str | Path, layer: str, name: str) -> str:
-    return str(Path(root) / layer / name)
-
-
-def is_delta(spark: SparkSession, path: str) -> bool:
-    from delta.tables import DeltaTable
-
-    return DeltaTable.isDeltaTable(spark, path)
-
-
-def latest_commit(spark: SparkSession, path: str):
-    """The Delta table's newest history entry (version, operation, operationMetrics...)."""
-    from delta.tables import DeltaTable
-
-    return DeltaTable.forPath(spark, path).history(1).collect()[0]
-
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
 
 MERGE_CHANGE_METRICS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 
 
-def data_version(spark: SparkSession, path: str) -> int:
-    """The version of the table's last commit that changed rows: a MERGE that changed nothing does not count.
+@dataclass(frozen=True)
+class Table:
+    """One Delta table: where it lives (layer, name), what identifies a row (key), and its columns where fixed."""
 
-    Two reads at the same data version see the same rows, whatever no-op commits came between them.
-    """
-    from delta.tables import DeltaTable
+    layer: str
+    name: str
+    key: tuple[str, ...] = ()
+    schema: str | None = None  # Spark DDL ("a string, b double"); None where the columns follow the config
 
-    history = DeltaTable.forPath(spark, path).history().select("version", "operation", "operationMetrics").collect()
-    for entry in history:  # newest first
-        metrics = entry.operationMetrics or {}
-        names = MERGE_CHANGE_METRICS if entry.operation == "MERGE" else ("numOutputRows",)
-        if entry.operation != "MERGE" or sum(int(metrics.get(name) or 0) for name in names):
-            return int(entry.version)
-    return int(history[-1].version)
+    @property
+    def qualified_name(self) -> str:
+        """``layer.name``, as reports and quality suites name the table."""
+        return f"{self.layer}.{self.name}"
 
+    @property
+    def columns(self) -> list[str]:
+        """The schema's column names, in order."""
+        if self.schema is None:
+            raise ValueError(f"{self.qualified_name} has no fixed schema")
+        return [field.split()[0] for field in self.schema.split(", ")]
 
-def sync_merge(spark: SparkSession, frame: DataFrame, path: str, keys: list[str], values: list[str]) -> int:
-    """Make the table at ``path`` equal ``frame`` (by ``keys``) through one MERGE; returns its row count."""
-    from delta.tables import DeltaTable
+    def path(self, root: str | Path) -> str:
+        return str(Path(root) / self.layer / self.name)
 
-    if not is_delta(spark, path):
-        frame.write.format("delta").save(path)
-    else:
-        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        changed = " OR ".join(f"NOT (t.`{v}` <=> s.`{v}`)" for v in values)
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(frame.alias("s"), on)
-            .withSchemaEvolution()
-            .whenMatchedUpdateAll(condition=changed)
-            .whenNotMatchedInsertAll()
-            .whenNotMatchedBySourceDelete()
-            .execute()
+    def exists(self, spark: SparkSession, root: str | Path) -> bool:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(spark, self.path(root))
+
+    def load(self, spark: SparkSession, root: str | Path) -> DataFrame:
+        """The table as a Spark frame; a clear error when it has not been written yet."""
+        if not self.exists(spark, root):
+            raise MissingTableError(f"no {self.qualified_name} table under {root}")
+        return spark.read.format("delta").load(self.path(root))
+
+    def read(self, spark: SparkSession, root: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+        """The table (or some columns) as pandas; an empty frame (with ``columns``) when it does not exist yet."""
+        if not self.exists(spark, root):
+            return pd.DataFrame(columns=list(columns) if columns is not None else None)
+        frame = self.load(spark, root)
+        return (frame.select(*columns) if columns is not None else frame).toPandas()
+
+    def count(self, spark: SparkSession, root: str | Path) -> int:
+        return self.load(spark, root).count() if self.exists(spark, root) else 0
+
+    def ensure(self, spark: SparkSession, root: str | Path) -> None:
+        """Create the table empty if it is not there, so readers never meet a missing table."""
+        if not self.exists(spark, root):
+            spark.createDataFrame([], self.schema).write.format("delta").save(self.path(root))
+
+    def to_spark(self, spark: SparkSession, rows: pd.DataFrame) -> DataFrame:
+        """Pandas rows as a Spark frame of this table's schema (missing cells None, types as the schema says)."""
+        kinds = dict(field.split() for field in self.schema.split(", "))
+        missing = [c for c in self.columns if c not in rows.columns]
+        if missing:
+            raise ValueError(f"{self.qualified_name}: rows lack columns {missing}")
+        records = [
+            tuple(spark_cell(value, kinds[column]) for column, value in zip(self.columns, row, strict=True))
+            for row in rows[self.columns].itertuples(index=False)
+        ]
+        return spark.createDataFrame(records, self.schema)
+
+    def insert_new(self, spark: SparkSession, root: str | Path, frame: DataFrame) -> int:
+        """Insert the rows of ``frame`` whose key is not in the table yet (null-safe); returns how many were added."""
+        from delta.tables import DeltaTable
+
+        path = self.path(root)
+        frame = frame.dropDuplicates(list(self.key))
+        if not self.exists(spark, root):
+            frame.write.format("delta").save(path)
+            return spark.read.format("delta").load(path).count()
+        before = spark.read.format("delta").load(path).count()
+        on = _null_safe_match(self.key)
+        table = DeltaTable.forPath(spark, path).alias("t")
+        table.merge(
+            frame.alias("s"), on
+        ).withSchemaEvolution().whenNotMatchedInsertAll().execute()  # new columns: added
+        return spark.read.format("delta").load(path).count() - before
+
+    def sync_merge(
+        self,
+        spark: SparkSession,
+        root: str | Path,
+        frame: DataFrame,
+        values: Iterable[str],
+        delete_when: Column | None = None,
+    ) -> int:
+        """Make the table equal ``frame`` (by key) through one MERGE; returns the table's row count after it.
+
+        Rows compared on ``values`` are updated only when one changed. Target rows missing from ``frame``
+        are deleted, or, with ``delete_when`` (a condition on the target, alias ``t``), only those it matches.
+        """
+        from delta.tables import DeltaTable
+
+        path = self.path(root)
+        if not self.exists(spark, root):
+            frame.write.format("delta").save(path)
+        else:
+            changed = " OR ".join(f"NOT (t.`{v}` <=> s.`{v}`)" for v in values)
+            (
+                DeltaTable.forPath(spark, path)
+                .alias("t")
+                .merge(frame.alias("s"), _null_safe_match(self.key))
+                .withSchemaEvolution()
+                .whenMatchedUpdateAll(condition=changed)
+                .whenNotMatchedInsertAll()
+                .whenNotMatchedBySourceDelete(condition=delete_when)
+                .execute()
+            )
+        return spark.read.format("delta").load(path).count()
+
+    def latest_commit(self, spark: SparkSession, root: str | Path):
+        """The table's newest history entry (version, operation, operationMetrics...)."""
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(spark, self.path(root)).history(1).collect()[0]
+
+    def data_version(self, spark: SparkSession, root: str | Path) -> int:
+        """The version of the last commit that changed rows: a MERGE that changed nothing does not count.
+
+        Two reads at the same data version see the same rows, whatever no-op commits came between them.
+        """
+        from delta.tables import DeltaTable
+
+        history = (
+            DeltaTable.forPath(spark, self.path(root))
+            .history()
+            .select("version", "operation", "operationMetrics")
+            .collect()
         )
-    return spark.read.format("delta").load(path).count()
+        for entry in history:  # newest first
+            metrics = entry.operationMetrics or {}
+            names = MERGE_CHANGE_METRICS if entry.operation == "MERGE" else ("numOutputRows",)
+            if entry.operation != "MERGE" or sum(int(metrics.get(name) or 0) for name in names):
+                return int(entry.version)
+        return int(history[-1].version)
 
 
-def insert_new(spark: SparkSession, frame: DataFrame, path: str, keys: tuple[str, ...]) -> None:
-    """Insert the rows of ``frame`` whose key is not in the table yet (null-safe); rerunning adds nothing."""
-    from delta.tables import DeltaTable
-
-    frame = frame.dropDuplicates(list(keys))
-    if not is_delta(spark, path):
-        frame.write.format("delta").save(path)
-        return
-    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    table = DeltaTable.forPath(spark, path).alias("t")
-    table.merge(frame.alias("s"), on).withSchemaEvolution().whenNotMatchedInsertAll().execute()  # new columns: added
+class MissingTableError(LookupError):
+    """A table was read before any job wrote it; the message says which, and where."""
 
 
-def ensure_table(spark: SparkSession, path: str, schema: str) -> None:
-    """Create an empty Delta table at ``path`` if there is none, so readers never meet a missing table."""
-    if not is_delta(spark, path):
-        spark.createDataFrame([], schema).write.format("delta").save(path)
+def spark_cell(value: Any, kind: str | None = None) -> Any:
+    """A pandas/NumPy cell as the Python value Spark accepts for ``kind`` (a DDL type), None when missing."""
+    if value is None or (not isinstance(value, str | bytes | list | dict) and pd.isna(value)):
+        return None
+    if kind is None:
+        return value.to_pydatetime() if isinstance(value, pd.Timestamp) else getattr(value, "item", lambda: value)()
+    converters = {
+        "double": float,
+        "int": int,
+        "long": int,
+        "bigint": int,
+        "boolean": bool,
+        "string": str,
+        "date": lambda v: v if type(v) is dt.date else pd.Timestamp(v).date(),
+        "timestamp": lambda v: pd.Timestamp(v).to_pydatetime(),
+    }
+    return converters[kind](value)
+
+
+def _null_safe_match(key: Iterable[str]) -> str:
+    return " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in key)
+
+
+# --- the catalogue -------------------------------------------------------------------------------
+
+QUARANTINE = Table(
+    "quality",
+    "quarantine",
+    ("table", "source_file", "record", "occurrence", "check"),
+    "table string, source_file string, record string, occurrence int, check string, reason string, "
+    "batch_id string, quarantined_at timestamp",
+)
+DQ_RESULTS = Table(
+    "quality",
+    "dq_results",
+    ("run_key", "suite", "check"),
+    "run_key string, suite string, check string, expectation string, kwargs string, critical boolean, "
+    "success boolean, element_count long, unexpected_count long, unexpected_percent double, "
+    "observed_value string, failing string, checked_at timestamp",
+)
+MARKET_STATUS = Table(
+    "quality",
+    "market_status",
+    ("brand", "market"),
+    "brand string, market string, status string, checks string, reason string, weeks int, sales_weeks int, "
+    "gap_weeks int, gaps string, first_week date, last_week date, run_key string, updated_at timestamp",
+)
+
+# Bronze: raw landing rows as strings plus provenance; the columns follow the landing files.
+BRONZE = {
+    source: Table("bronze", name)
+    for source, name in {
+        "spend": "raw_spend",
+        "sales": "raw_sales",
+        "controls": "raw_controls",
+        "lift_tests": "lift_tests",
+    }.items()
+}
+
+# Silver: one row per brand, market, week and item (channel, measure, control), and the typed lift tests.
+WEEKLY_SPEND = Table("silver", "weekly_spend", ("brand", "market", "week_start", "channel"))
+WEEKLY_SALES = Table("silver", "weekly_sales", ("brand", "market", "week_start", "measure"))
+WEEKLY_CONTROLS = Table("silver", "weekly_controls", ("brand", "market", "week_start", "control"))
+LIFT_TESTS = Table(
+    "silver",
+    "lift_tests",
+    ("brand", "market", "channel", "start", "end", "spend_delta"),
+    "brand string, market string, channel string, start date, end date, spend_delta double, lift double, "
+    "lift_se double, source_file string, updated_at timestamp",
+)
+
+# Gold: one row per brand, market and week; spend_<channel> and control_<name> columns follow the brands.
+MODEL_INPUT = Table("gold", "model_input", ("brand", "market", "week_start"))
+
+# Models: what each training run did, per market, and its posterior summaries.
+MODEL_RUNS = Table("models", "model_runs", ("training_run_id", "brand", "market"))
+POSTERIOR_SUMMARIES = Table(
+    "models", "posterior_summaries", ("training_run_id", "brand", "market", "channel", "metric")
+)
+
+# Outputs: monitoring and recommendations.
+POSTERIOR_DRIFT = Table(
+    "outputs",
+    "posterior_drift",
+    ("brand", "market", "channel", "metric", "champion_version", "challenger_version"),
+    "brand string, market string, model_name string, champion_version string, challenger_version string, "
+    "channel string, metric string, champion_mean double, champion_sd double, champion_hdi_low double, "
+    "champion_hdi_high double, challenger_mean double, challenger_sd double, challenger_hdi_low double, "
+    "challenger_hdi_high double, mean_shift_sd double, hdi_overlap double, wasserstein double, "
+    "wasserstein_sd double, period_start date, period_end date, training_run_id string, as_of date, "
+    "computed_at timestamp",
+)
+LIFT_CALIBRATION = Table(
+    "outputs",
+    "lift_calibration",
+    ("brand", "market", "model_version", "channel", "start", "end", "spend_delta"),
+    "brand string, market string, model_name string, model_version string, channel string, start date, "
+    "end date, spend_delta double, lift double, lift_se double, model_lift_mean double, "
+    "model_lift_hdi_low double, model_lift_hdi_high double, observed_low double, observed_high double, "
+    "z_score double, p_value double, inside_predictive_interval boolean, channel_tests int, "
+    "channel_coverage double, market_coverage double, training_run_id string, as_of date, computed_at timestamp",
+)
+DATA_DRIFT = Table(
+    "outputs",
+    "data_drift",
+    ("brand", "market", "model_version", "channel", "metric", "recent_end"),
+    "brand string, market string, model_name string, model_version string, channel string, metric string, "
+    "value double, reference_value double, recent_value double, reference_start date, reference_end date, "
+    "recent_start date, recent_end date, training_run_id string, as_of date, computed_at timestamp",
+)
+ALERTS = Table(
+    "outputs",
+    "alerts",
+    ("alert_id",),
+    "alert_id string, rule string, severity string, brand string, market string, channel string, "
+    "metric string, value double, threshold double, model_name string, champion_version string, "
+    "challenger_version string, context string, detail string, as_of date, created_at timestamp",
+)
+BUDGET_RECOMMENDATIONS = Table(
+    "outputs",
+    "budget_recommendations",
+    ("run_date", "brand", "market", "channel"),
+    "run_date date, brand string, market string, channel string, status string, reason string, "
+    "model_name string, model_version string, period_weeks int, total_budget double, current_spend double, "
+    "min_spend double, max_spend double, recommended_spend double, change_pct double, "
+    "expected_contribution double, contribution_hdi_low double, contribution_hdi_high double, roas double, "
+    "marginal_roas double, expected_uplift double, uplift_hdi_low double, uplift_hdi_high double, "
+    "converged boolean, recorded_at timestamp",
+)
+
+MONITORING = (POSTERIOR_DRIFT, LIFT_CALIBRATION, DATA_DRIFT, ALERTS)
 
 
 def write_quarantine(spark: SparkSession, root: str | Path, rows: DataFrame) -> None:
-    """Add rejected records to ``quality/quarantine``, once each."""
-    insert_new(spark, rows, table_path(root, "quality", "quarantine"), QUARANTINE_KEY)
+    """Add rejected records to ``quality.quarantine``, once each."""
+    QUARANTINE.insert_new(spark, root, rows)

@@ -23,15 +23,12 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
+from pipelines.data.model_input import control_column, spend_column
 from pipelines.data.quality import Check, Outcome, validate
 from pipelines.data.silver import StageReport
-from pipelines.tables import sync_merge, table_path, write_quarantine
+from pipelines.tables import MARKET_STATUS, MODEL_INPUT, WEEKLY_CONTROLS, WEEKLY_SALES, WEEKLY_SPEND, write_quarantine
 
-MODEL_INPUT_KEY = ["brand", "market", "week_start"]
-STATUS_SCHEMA = (
-    "brand string, market string, status string, checks string, reason string, weeks int, sales_weeks int, "
-    "gap_weeks int, gaps string, first_week date, last_week date, run_key string, updated_at timestamp"
-)
+MODEL_INPUT_KEY = list(MODEL_INPUT.key)
 
 
 @dataclass
@@ -58,28 +55,17 @@ class GoldResult:
     outcomes: list[Outcome]
 
 
-def spend_column(channel: str) -> str:
-    return f"spend_{channel}"
-
-
-def control_column(control: str) -> str:
-    return f"control_{control}"
-
-
 def candidate_model_input(spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig]) -> DataFrame:
     """Every market's weekly rows from silver, before the market checks."""
 
-    def silver(name: str) -> DataFrame:
-        return spark.read.format("delta").load(table_path(root, "silver", name))
-
     targets = spark.createDataFrame([(b.brand, b.target) for b in brands.values()], "brand string, measure string")
     sales = (
-        silver("weekly_sales")
+        WEEKLY_SALES.load(spark, root)
         .join(F.broadcast(targets), ["brand", "measure"])
         .select(*MODEL_INPUT_KEY, F.col("value").alias("target"), F.col("days").alias("sales_days"))
     )
     channels = sorted({c for b in brands.values() for c in b.channels})
-    spend = silver("weekly_spend").groupBy(*MODEL_INPUT_KEY).pivot("channel", channels).agg(F.first("spend"))
+    spend = WEEKLY_SPEND.load(spark, root).groupBy(*MODEL_INPUT_KEY).pivot("channel", channels).agg(F.first("spend"))
     controls_all = sorted({c for b in brands.values() for c in b.controls})
     weeks = sales.select(*MODEL_INPUT_KEY, F.lit(True).alias("has_sales")).unionByName(
         spend.select(*MODEL_INPUT_KEY, F.lit(False).alias("has_sales"))
@@ -96,7 +82,10 @@ def candidate_model_input(spark: SparkSession, root: str | Path, brands: dict[st
     frame = calendar.join(sales, MODEL_INPUT_KEY, "left").join(spend, MODEL_INPUT_KEY, "left")
     if controls_all:
         controls = (
-            silver("weekly_controls").groupBy(*MODEL_INPUT_KEY).pivot("control", controls_all).agg(F.first("value"))
+            WEEKLY_CONTROLS.load(spark, root)
+            .groupBy(*MODEL_INPUT_KEY)
+            .pivot("control", controls_all)
+            .agg(F.first("value"))
         )
         frame = frame.join(controls, MODEL_INPUT_KEY, "left")
     weekly_brands = [b.brand for b in brands.values() if b.granularity == "weekly"]
@@ -207,7 +196,7 @@ def build_model_input(
     excluded_frame = spark.createDataFrame(excluded, "brand string, market string, check string, reason string")
     included = candidate.join(F.broadcast(excluded_frame), ["brand", "market"], "left_anti")
     values = [c for c in candidate.columns if c not in MODEL_INPUT_KEY]
-    rows_out = sync_merge(spark, included, table_path(root, "gold", "model_input"), MODEL_INPUT_KEY, values)
+    rows_out = MODEL_INPUT.sync_merge(spark, root, included, values)
     rows_in = candidate.count()
     held_back = candidate.join(F.broadcast(excluded_frame), ["brand", "market"])
     rows_quarantined = held_back.count()
@@ -307,10 +296,4 @@ def _write_statuses(spark: SparkSession, root: str | Path, statuses: list[Market
         "last_week",
         "run_key",
     ]
-    sync_merge(
-        spark,
-        spark.createDataFrame(rows, STATUS_SCHEMA),
-        table_path(root, "quality", "market_status"),
-        ["brand", "market"],
-        values,
-    )
+    MARKET_STATUS.sync_merge(spark, root, spark.createDataFrame(rows, MARKET_STATUS.schema), values)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.tables import QUARANTINE_SCHEMA, is_delta, latest_commit, table_path, write_quarantine
+from pipelines.tables import BRONZE, QUARANTINE, Table, write_quarantine
 
 REQUIRED_COLUMNS = {
     "spend": ["date", "brand", "market", "channel", "campaign", "spend"],
@@ -34,7 +34,6 @@ READERS: dict[str, Callable[[SparkSession, str], DataFrame]] = {
     ".csv": lambda spark, path: spark.read.csv(path, header=True, inferSchema=False),
     ".parquet": lambda spark, path: spark.read.parquet(path),
 }
-BRONZE_TABLES = {"spend": "raw_spend", "sales": "raw_sales", "controls": "raw_controls", "lift_tests": "lift_tests"}
 
 
 @dataclass
@@ -96,8 +95,8 @@ def ingest_source(
         raise ValueError(f"unknown source {source!r}; choose one of {sorted(REQUIRED_COLUMNS)}")
     batch_id = batch_id or uuid.uuid4().hex[:12]
     report = IngestReport(source=source)
-    bronze = table_path(root, "bronze", BRONZE_TABLES[source])
-    known = _known_hashes(spark, bronze)
+    bronze = BRONZE[source]
+    known = _known_hashes(spark, root, bronze)
     quarantine_rows = []
     folder = Path(landing) / source
     for path in sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []:
@@ -110,7 +109,7 @@ def ingest_source(
         problem = problem or header_problem(path, REQUIRED_COLUMNS[source])
         if problem is not None:
             report.files_quarantined[path.name] = problem
-            quarantine_rows.append((BRONZE_TABLES[source], path.name, None, 1, "parse", problem, batch_id, _now()))
+            quarantine_rows.append((bronze.name, path.name, None, 1, "parse", problem, batch_id, _now()))
             continue
         frame = READERS[path.suffix](spark, str(path))
         frame = frame.select(
@@ -120,27 +119,22 @@ def ingest_source(
             F.lit(_now()).alias("_ingest_time"),
             F.lit(batch_id).alias("_batch_id"),
         )
-        frame.write.format("delta").mode("append").option("mergeSchema", "true").save(bronze)
-        rows = last_write_rows(spark, bronze)
+        frame.write.format("delta").mode("append").option("mergeSchema", "true").save(bronze.path(root))
+        rows = int(bronze.latest_commit(spark, root)["operationMetrics"]["numOutputRows"])  # no second scan
         report.files_ingested.append(path.name)
         report.rows_in += rows
         report.rows_written += rows
         known.add(digest)
     if quarantine_rows:
-        write_quarantine(spark, root, spark.createDataFrame(quarantine_rows, QUARANTINE_SCHEMA))
+        write_quarantine(spark, root, spark.createDataFrame(quarantine_rows, QUARANTINE.schema))
         report.rows_quarantined += len(quarantine_rows)
     return report
 
 
-def last_write_rows(spark: SparkSession, path: str) -> int:
-    """Rows written by the table's latest commit, from Delta's own operation metrics (no second scan)."""
-    return int(latest_commit(spark, path)["operationMetrics"]["numOutputRows"])
-
-
-def _known_hashes(spark: SparkSession, bronze: str) -> set[str]:
-    if not is_delta(spark, bronze):
+def _known_hashes(spark: SparkSession, root: str | Path, bronze: Table) -> set[str]:
+    if not bronze.exists(spark, root):
         return set()
-    return {r[0] for r in spark.read.format("delta").load(bronze).select("_content_hash").distinct().collect()}
+    return {r[0] for r in bronze.load(spark, root).select("_content_hash").distinct().collect()}
 
 
 def _now() -> dt.datetime:

@@ -19,14 +19,7 @@ import great_expectations.expectations as gxe
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark.sql import DataFrame, SparkSession
 
-from pipelines.tables import insert_new, table_path
-
-DQ_SCHEMA = (
-    "run_key string, suite string, check string, expectation string, kwargs string, critical boolean, "
-    "success boolean, element_count long, unexpected_count long, unexpected_percent double, "
-    "observed_value string, failing string, checked_at timestamp"
-)
-DQ_KEY = ("run_key", "suite", "check")
+from pipelines.tables import DQ_RESULTS
 
 
 @dataclass(frozen=True)
@@ -144,7 +137,7 @@ def write_dq_results(spark: SparkSession, root: str | Path, run_key: str, outcom
         )
         for o in outcomes
     ]
-    insert_new(spark, spark.createDataFrame(rows, DQ_SCHEMA), table_path(root, "quality", "dq_results"), DQ_KEY)
+    DQ_RESULTS.insert_new(spark, root, spark.createDataFrame(rows, DQ_RESULTS.schema))
 
 
 def _distinct(rows: list[dict]) -> list[dict]:

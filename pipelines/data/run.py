@@ -22,10 +22,10 @@ from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
 from pipelines.data.gold import MarketStatus, build_model_input
-from pipelines.data.ingest import BRONZE_TABLES, REQUIRED_COLUMNS, IngestReport, ingest_source
+from pipelines.data.ingest import REQUIRED_COLUMNS, IngestReport, ingest_source
 from pipelines.data.quality import Check, Outcome, validate, write_dq_results
-from pipelines.data.silver import SOURCES, StageReport, build_weekly, record_checks, weekly_checks
-from pipelines.tables import QUARANTINE_SCHEMA, ensure_table, latest_commit, table_path
+from pipelines.data.silver import SOURCES, StageReport, build_lift_tests, build_weekly, record_checks, weekly_checks
+from pipelines.tables import BRONZE, QUARANTINE
 
 INGESTED_SOURCES = ("spend", "sales", "controls", "lift_tests")
 
@@ -50,7 +50,7 @@ class PipelineReport:
         lines = [f"{'table':<16}{'rows in':>12}{'passed':>12}{'quarantined':>13}{'table rows':>12}"]
         for r in self.ingest:
             lines.append(
-                f"{BRONZE_TABLES[r.source]:<16}{r.rows_in:>12,}{r.rows_written:>12,}"
+                f"{BRONZE[r.source].name:<16}{r.rows_in:>12,}{r.rows_written:>12,}"
                 f"{len(r.files_quarantined):>8,} file{'s' if len(r.files_quarantined) != 1 else ' '}{'':>12}"
             )
         for s in self.stages:
@@ -77,7 +77,7 @@ def run_pipeline(
     as_of = as_of or dt.date.today()
     batch_id = uuid.uuid4().hex[:12]
     report = PipelineReport(run_key="")
-    ensure_table(spark, table_path(root, "quality", "quarantine"), QUARANTINE_SCHEMA)
+    QUARANTINE.ensure(spark, root)
 
     clock = time.perf_counter()
     for source in INGESTED_SOURCES:
@@ -91,32 +91,36 @@ def run_pipeline(
     report.seconds["ingest"] = time.perf_counter() - clock
     report.run_key = run_key(spark, root, as_of)
     for source in (s for s in INGESTED_SOURCES if s != "lift_tests"):
-        path = table_path(root, "bronze", BRONZE_TABLES[source])
-        if Path(path).exists():
+        bronze = BRONZE[source]
+        if bronze.exists(spark, root):
             schema = [
                 Check(f"has_{c}", gxe.ExpectColumnToExist(column=c), critical=True) for c in REQUIRED_COLUMNS[source]
             ]
-            report.outcomes += validate(
-                spark.read.format("delta").load(path), f"bronze.{BRONZE_TABLES[source]}", schema
-            )
+            report.outcomes += validate(bronze.load(spark, root), bronze.qualified_name, schema)
 
     for source in SOURCES:
         clock = time.perf_counter()
         stage, records = build_weekly(spark, root, source, brands, as_of, batch_id)
-        report.outcomes += validate(records, f"bronze.{source.bronze}.records", record_checks(source, as_of))
+        report.outcomes += validate(records, f"{source.bronze.qualified_name}.records", record_checks(source, as_of))
         records.unpersist()
-        weekly = spark.read.format("delta").load(table_path(root, "silver", source.silver))
         report.outcomes += validate(
-            weekly.withColumn("weekday", F.dayofweek("week_start")),
-            f"silver.{source.silver}",
+            source.silver.load(spark, root).withColumn("weekday", F.dayofweek("week_start")),
+            source.silver.qualified_name,
             weekly_checks(source, brands, as_of),
         )
         report.stages.append(stage)
-        report.seconds[source.silver] = time.perf_counter() - clock
+        report.seconds[source.silver.name] = time.perf_counter() - clock
         progress(
-            f"silver {source.silver}: {stage.rows_in:,} records in, {stage.rows_quarantined:,} quarantined, "
-            f"{stage.rows_out:,} weekly rows ({report.seconds[source.silver]:.1f} s)"
+            f"silver {source.silver.name}: {stage.rows_in:,} records in, {stage.rows_quarantined:,} quarantined, "
+            f"{stage.rows_out:,} weekly rows ({report.seconds[source.silver.name]:.1f} s)"
         )
+    clock = time.perf_counter()
+    lift = build_lift_tests(spark, root, brands, batch_id)
+    report.stages.append(lift)
+    report.seconds["lift_tests"] = time.perf_counter() - clock
+    progress(
+        f"silver lift_tests: {lift.rows_in:,} tests in, {lift.rows_quarantined:,} quarantined, {lift.rows_out:,} kept"
+    )
 
     clock = time.perf_counter()
     gold = build_model_input(spark, root, brands, report.run_key, batch_id)
@@ -135,8 +139,7 @@ def run_pipeline(
 def run_key(spark: SparkSession, root: str | Path, as_of: dt.date) -> str:
     """``as_of`` plus each bronze table's Delta version: the same inputs give the same key."""
     parts = [f"as_of={as_of.isoformat()}"]
-    for name in BRONZE_TABLES.values():
-        path = table_path(root, "bronze", name)
-        if Path(path).exists():
-            parts.append(f"{name}@{latest_commit(spark, path)['version']}")
+    for bronze in BRONZE.values():
+        if bronze.exists(spark, root):
+            parts.append(f"{bronze.name}@{bronze.latest_commit(spark, root)['version']}")
     return ";".join(parts)

@@ -26,15 +26,15 @@ from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
 from pipelines.data.quality import Check
-from pipelines.tables import sync_merge, table_path, write_quarantine
+from pipelines.tables import BRONZE, LIFT_TESTS, WEEKLY_CONTROLS, WEEKLY_SALES, WEEKLY_SPEND, Table, write_quarantine
 
 
 @dataclass(frozen=True)
 class SilverSource:
     """How one bronze table becomes one weekly silver table."""
 
-    bronze: str
-    silver: str
+    bronze: Table
+    silver: Table
     item: str  # the silver column naming what is measured
     value: str  # the silver column holding the weekly value
     record_key: tuple[str, ...]  # identifies one raw record; restatements share it
@@ -43,13 +43,13 @@ class SilverSource:
 
 
 SPEND = SilverSource(
-    "raw_spend", "weekly_spend", "channel", "spend", ("date", "brand", "market", "channel", "campaign"), "sum", True
+    BRONZE["spend"], WEEKLY_SPEND, "channel", "spend", ("date", "brand", "market", "channel", "campaign"), "sum", True
 )
 SALES = SilverSource(
-    "raw_sales", "weekly_sales", "measure", "value", ("date", "brand", "market", "measure"), "sum", True
+    BRONZE["sales"], WEEKLY_SALES, "measure", "value", ("date", "brand", "market", "measure"), "sum", True
 )
 CONTROLS = SilverSource(
-    "raw_controls", "weekly_controls", "control", "value", ("date", "brand", "market", "control"), "mean", False
+    BRONZE["controls"], WEEKLY_CONTROLS, "control", "value", ("date", "brand", "market", "control"), "mean", False
 )
 SOURCES = (SPEND, SALES, CONTROLS)
 
@@ -69,7 +69,7 @@ def long_records(
     spark: SparkSession, root: str | Path, source: SilverSource, brands: dict[str, BrandConfig]
 ) -> DataFrame:
     """Bronze as one record per row: record key, ``raw_value``, mapped ``item`` (null if unknown), provenance."""
-    raw = spark.read.format("delta").load(table_path(root, "bronze", source.bronze))
+    raw = source.bronze.load(spark, root)
     provenance = ["_source_file", "_ingest_time"]
     if source is SALES:
         measures = sorted({m for b in brands.values() for m in b.measures} & set(raw.columns))
@@ -244,9 +244,8 @@ def build_weekly(
         )
         .agg(value.alias(source.value), F.countDistinct("day").cast("int").alias("days"))
     )
-    keys = ["brand", "market", "week_start", source.item]
-    rows_out = sync_merge(spark, weekly, table_path(root, "silver", source.silver), keys, [source.value, "days"])
-    report = StageReport(source.silver, rows_passed + rows_quarantined, rows_passed, rows_quarantined, rows_out)
+    rows_out = source.silver.sync_merge(spark, root, weekly, [source.value, "days"])
+    report = StageReport(source.silver.name, rows_passed + rows_quarantined, rows_passed, rows_quarantined, rows_out)
     return report, checked
 
 
@@ -260,7 +259,7 @@ def _items(source: SilverSource, brand: BrandConfig) -> dict[str, str]:
 def _as_quarantine(bad: DataFrame, source: SilverSource, batch_id: str) -> DataFrame:
     record_columns = [*source.record_key, "raw_value"]
     return bad.select(
-        F.lit(source.bronze).alias("table"),
+        F.lit(source.bronze.name).alias("table"),
         F.col("_source_file").alias("source_file"),
         F.to_json(F.struct(*[F.col(c).alias(source.value if c == "raw_value" else c) for c in record_columns])).alias(
             "record"
@@ -273,3 +272,109 @@ def _as_quarantine(bad: DataFrame, source: SilverSource, batch_id: str) -> DataF
         F.lit(batch_id).alias("batch_id"),
         F.current_timestamp().alias("quarantined_at"),
     )
+
+
+LIFT_TEST_NUMBERS = ("spend_delta", "lift", "lift_se")
+
+
+def build_lift_tests(
+    spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], batch_id: str = "silver"
+) -> StageReport:
+    """bronze ``lift_tests`` -> silver ``lift_tests``: typed, channels mapped to model names, checked.
+
+    A test fails on its first broken rule (a date that does not parse, an end before its start, a
+    number that is missing, a standard error that is not positive, a channel the brand does not
+    model) and goes to quarantine; a test restated by a later file is ``superseded``. Training
+    calibrates on this table and monitoring checks the models against it.
+    """
+    bronze = BRONZE["lift_tests"]
+    if not bronze.exists(spark, root):
+        LIFT_TESTS.ensure(spark, root)
+        return StageReport(LIFT_TESTS.name, 0, 0, 0, 0)
+    mapping = spark.createDataFrame(
+        [(name, raw, model) for name, brand in brands.items() for raw, model in _lift_channels(brand).items()],
+        "brand string, _raw_channel string, _channel string",
+    )
+    raw = bronze.load(spark, root)
+    typed = raw.join(
+        F.broadcast(mapping), (raw["brand"] == mapping["brand"]) & (raw["channel"] == mapping["_raw_channel"]), "left"
+    ).select(
+        raw["brand"],
+        "market",
+        "channel",
+        "_channel",
+        *[F.col(c).alias(f"_raw_{c}") for c in ("start", "end", *LIFT_TEST_NUMBERS)],
+        F.try_to_date("start", "yyyy-MM-dd").alias("start"),
+        F.try_to_date("end", "yyyy-MM-dd").alias("end"),
+        *[F.col(c).try_cast("double").alias(c) for c in LIFT_TEST_NUMBERS],
+        "_source_file",
+        "_ingest_time",
+    )
+    numbers_missing = F.lit(False)
+    for column in LIFT_TEST_NUMBERS:
+        numbers_missing = numbers_missing | F.col(column).isNull() | F.isnan(column)
+    rules = [
+        ("parse_dates", F.col("start").isNull() | F.col("end").isNull(), "start or end is not a yyyy-MM-dd date"),
+        ("end_after_start", F.col("end") < F.col("start"), "the test ends before it starts"),
+        ("numbers_not_null", numbers_missing, "spend_delta, lift or lift_se is missing or not a number"),
+        ("lift_se_positive", F.col("lift_se") <= 0, "lift_se must be positive"),
+        ("known_channel", F.col("_channel").isNull(), "the channel is not configured for the brand"),
+    ]
+    check, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
+    for name, failing, text in reversed(rules):
+        check, reason = F.when(failing, name).otherwise(check), F.when(failing, text).otherwise(reason)
+    key = [c if c != "channel" else "_channel" for c in LIFT_TESTS.key]
+    newest_first = Window.partitionBy(*key).orderBy(F.col("_ingest_time").desc(), F.col("_source_file").desc())
+    checked = typed.withColumn("_check", check).withColumn("_reason", reason)
+    passed = checked.filter(F.col("_check").isNull()).withColumn("_copy", F.row_number().over(newest_first))
+    superseded = (
+        passed.filter("_copy > 1")
+        .withColumn("_check", F.lit("superseded"))
+        .withColumn("_reason", F.lit("restated by a later file"))
+    )
+    bad = checked.filter(F.col("_check").isNotNull()).unionByName(superseded.drop("_copy")).cache()
+    rows_quarantined = bad.count()
+    if rows_quarantined:
+        record = F.to_json(
+            F.struct(
+                "brand",
+                "market",
+                "channel",
+                *[F.col(f"_raw_{c}").alias(c) for c in ("start", "end", *LIFT_TEST_NUMBERS)],
+            )
+        )
+        write_quarantine(
+            spark,
+            root,
+            bad.select(
+                F.lit(bronze.name).alias("table"),
+                F.col("_source_file").alias("source_file"),
+                record.alias("record"),
+                F.row_number()
+                .over(Window.partitionBy("_source_file", record, "_check").orderBy("_ingest_time"))
+                .alias("occurrence"),
+                F.col("_check").alias("check"),
+                F.concat(F.col("_reason"), F.lit(": "), record).alias("reason"),
+                F.lit(batch_id).alias("batch_id"),
+                F.current_timestamp().alias("quarantined_at"),
+            ),
+        )
+    bad.unpersist()
+    tests = passed.filter("_copy = 1").select(
+        "brand",
+        "market",
+        F.col("_channel").alias("channel"),
+        "start",
+        "end",
+        *LIFT_TEST_NUMBERS,
+        F.col("_source_file").alias("source_file"),
+        F.current_timestamp().alias("updated_at"),
+    )
+    rows_passed = tests.count()
+    rows_out = LIFT_TESTS.sync_merge(spark, root, tests, ["lift", "lift_se", "source_file"])
+    return StageReport(LIFT_TESTS.name, rows_passed + rows_quarantined, rows_passed, rows_quarantined, rows_out)
+
+
+def _lift_channels(brand: BrandConfig) -> dict[str, str]:
+    """Raw or model channel name -> model channel, for lift tests (suppliers use either)."""
+    return {**{channel: channel for channel in brand.channels}, **brand.raw_to_model()}

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +24,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from mmm_models.optimizer import OptimizationError
-from pipelines.config import PROJECT_ROOT, BrandConfig, PlatformConfig
-from pipelines.data.gold import spend_column
+from pipelines.config import BrandConfig, PlatformConfig
+from pipelines.data.model_input import read_market_frames
 from pipelines.recommend.budget import (
     FAILED,
     NO_CHAMPION,
@@ -36,20 +35,12 @@ from pipelines.recommend.budget import (
     success_rows,
     unavailable_rows,
 )
-from pipelines.registry.store import alias_version, load_run_model, model_name, resolve_uris, with_retries
-from pipelines.tables import is_delta, table_path
+from pipelines.registry.store import RegistryStore, model_name
+from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS, MODEL_RUNS, MissingTableError
 
-SCHEMA = (
-    "run_date date, brand string, market string, channel string, status string, reason string, "
-    "model_name string, model_version string, period_weeks int, total_budget double, current_spend double, "
-    "min_spend double, max_spend double, recommended_spend double, change_pct double, "
-    "expected_contribution double, contribution_hdi_low double, contribution_hdi_high double, roas double, "
-    "marginal_roas double, expected_uplift double, uplift_hdi_low double, uplift_hdi_high double, "
-    "converged boolean, recorded_at timestamp"
-)
-COLUMNS = [column.split()[0] for column in SCHEMA.split(", ")]
-KEY = ("run_date", "brand", "market", "channel")
-VALUES = [c for c in COLUMNS if c not in (*KEY, "recorded_at")]  # what a rerun compares; recorded_at is kept
+VALUES = [
+    c for c in BUDGET_RECOMMENDATIONS.columns if c not in (*BUDGET_RECOMMENDATIONS.key, "recorded_at")
+]  # what a rerun compares; recorded_at is kept
 
 
 @dataclass
@@ -127,15 +118,14 @@ def recommend(
 
     ``markets`` limits the run to some ``brand/market`` names; the other markets' rows stay as they are.
     """
-    from mlflow import MlflowClient
-
     start = time.perf_counter()
     say = progress or (lambda _line: None)
     chosen = known_markets(spark, root, brands, markets)
-    spend = recent_spend(spark, root, brands, as_of)
+    spend = {
+        key: frame[brands[key[0]].channels] for key, frame in read_market_frames(spark, root, brands, as_of).items()
+    }
     latest = latest_training(spark, root)
-    tracking, registry, _ = resolve_uris(platform.mlflow, PROJECT_ROOT)
-    store = Registry(MlflowClient(tracking, registry), tracking, registry)
+    store = RegistryStore.from_settings(platform.mlflow)
     say(f"recommending budgets for {len(chosen)} markets from their {platform.recommend.alias} (run date {as_of})")
     rows: list[dict] = []
     for index, (brand, market) in enumerate(chosen, start=1):
@@ -144,23 +134,14 @@ def recommend(
         rows += [{"run_date": as_of, "brand": brand, "market": market, **row} for row in market_rows]
         seconds = time.perf_counter() - clock
         say(f"  [{index}/{len(chosen)}] {brand}/{market} {_describe(market_rows[0])} ({seconds:.1f} s)")
-    frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    frame = pd.DataFrame(rows).reindex(columns=BUDGET_RECOMMENDATIONS.columns)
     frame["recorded_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
     write_recommendations(spark, root, frame, as_of)
     return RecommendReport(as_of, frame, time.perf_counter() - start)
 
 
-@dataclass(frozen=True)
-class Registry:
-    """The MLflow registry the champions come from."""
-
-    client: Any  # mlflow.MlflowClient (imported where used: the optimisation part needs no MLflow)
-    tracking_uri: str
-    registry_uri: str
-
-
 def _market(
-    registry: Registry,
+    store: RegistryStore,
     brand: str,
     market: str,
     config: BrandConfig,
@@ -176,7 +157,7 @@ def _market(
     except OptimizationError:
         current = None
     try:
-        version = alias_version(registry.client, name, platform.recommend.alias)
+        version = store.alias_version(name, platform.recommend.alias)
         if version is None:
             why = f"no {platform.recommend.alias} version of {name}"
             if (brand, market) in latest:
@@ -184,8 +165,7 @@ def _market(
             return unavailable_rows(config.channels, NO_CHAMPION, why, budget, current, (name, None))
         if spend is None:
             raise OptimizationError("no weeks of spend in gold/model_input up to the run date")
-        run_id = with_retries(lambda: registry.client.get_model_version(name, version).run_id, "get the version's run")
-        model = load_run_model(registry.tracking_uri, run_id)
+        model = store.load_run_model(store.version_run_id(name, version))
         recommendation = recommend_budget(model, spend, budget, platform.recommend.max_draws)
         return success_rows(recommendation, budget, (name, version))
     except Exception as exc:  # one bad market never stops the others: its rows say what happened
@@ -197,13 +177,12 @@ def known_markets(
     spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], markets: list[str] | None = None
 ) -> list[tuple[str, str]]:
     """Every configured brand's markets in ``quality/market_status`` (modelled or held back), or those named."""
-    path = table_path(root, "quality", "market_status")
-    if not is_delta(spark, path):
-        raise ValueError(f"no market_status table at {path}: run `mmm pipeline` first")
+    try:
+        status = MARKET_STATUS.load(spark, root)
+    except MissingTableError as exc:
+        raise MissingTableError(f"{exc}: run `mmm pipeline` first") from None
     found = sorted(
-        (r.brand, r.market)
-        for r in spark.read.format("delta").load(path).select("brand", "market").distinct().collect()
-        if r.brand in brands
+        (r.brand, r.market) for r in status.select("brand", "market").distinct().collect() if r.brand in brands
     )
     if markets:
         names = {f"{b}/{m}": (b, m) for b, m in found}
@@ -214,42 +193,9 @@ def known_markets(
     return found
 
 
-def recent_spend(
-    spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], as_of: dt.date
-) -> dict[tuple[str, str], pd.DataFrame]:
-    """Weekly spend per channel of each market's weeks up to ``as_of`` (oldest first), from gold.
-
-    Trailing partial weeks (the week still running) are left out, as in training: their spend is not all in.
-    """
-    path = table_path(root, "gold", "model_input")
-    if not is_delta(spark, path):
-        return {}
-    columns = sorted({spend_column(c) for b in brands.values() for c in b.channels})
-    table = spark.read.format("delta").load(path)
-    wanted = ["brand", "market", "week_start", "partial_week", *[c for c in columns if c in table.columns]]
-    rows = (
-        table.filter(F.col("brand").isin(list(brands)))
-        .filter(F.col("week_start") <= F.lit(as_of))
-        .select(*wanted)
-        .toPandas()
-    )
-    spends = {}
-    for (brand, market), weeks in rows.sort_values("week_start").groupby(["brand", "market"]):
-        partial = weeks["partial_week"].fillna(False).astype(bool).to_numpy()
-        weeks = weeks.iloc[: len(weeks) - int(partial[::-1].cumprod().sum())]
-        channels = [c for c in brands[brand].channels if spend_column(c) in weeks]
-        spends[(brand, market)] = (
-            weeks[[spend_column(c) for c in channels]].set_axis(channels, axis=1).reset_index(drop=True)
-        )
-    return spends
-
-
 def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], str]:
     """Each market's latest ``model_runs`` status and error, to say why a market has no champion."""
-    path = table_path(root, "models", "model_runs")
-    if not is_delta(spark, path):
-        return {}
-    runs = spark.read.format("delta").load(path).select("brand", "market", "status", "error", "recorded_at").toPandas()
+    runs = MODEL_RUNS.read(spark, root, ["brand", "market", "status", "error", "recorded_at"])
     latest = runs.sort_values("recorded_at").groupby(["brand", "market"]).tail(1)
     return {
         (r.brand, r.market): r.status + (f" ({r.error})" if isinstance(r.error, str) else "")
@@ -260,34 +206,9 @@ def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, st
 def write_recommendations(spark: SparkSession, root: str | Path, rows: pd.DataFrame, run_date: dt.date) -> None:
     """MERGE this run's rows on the key: changed rows updated, new ones inserted, and rows of this run date
     and these markets that the run no longer produces deleted. Other run dates and markets are untouched."""
-    from delta.tables import DeltaTable
-
-    path = table_path(root, "outputs", "budget_recommendations")
-    records = [tuple(_plain(v) for v in row) for row in rows[COLUMNS].itertuples(index=False)]
-    frame = spark.createDataFrame(records, SCHEMA)
-    if not is_delta(spark, path):
-        frame.write.format("delta").save(path)
-        return
-    on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in KEY)
-    changed = " OR ".join(f"NOT (t.`{v}` <=> s.`{v}`)" for v in VALUES)
     markets = sorted(set(rows["brand"] + "/" + rows["market"]))
     stale = (F.col("t.run_date") == F.lit(run_date)) & F.concat("t.brand", F.lit("/"), "t.market").isin(markets)
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(frame.alias("s"), on)
-        .whenMatchedUpdateAll(condition=changed)
-        .whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceDelete(condition=stale)
-        .execute()
-    )
-
-
-def _plain(value: object) -> object:
-    """A cell as Spark's schema check accepts it: None for missing, datetime for pandas timestamps."""
-    if _missing(value):
-        return None
-    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+    BUDGET_RECOMMENDATIONS.sync_merge(spark, root, BUDGET_RECOMMENDATIONS.to_spark(spark, rows), VALUES, stale)
 
 
 def _missing(value: object) -> bool:

@@ -17,9 +17,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.config import PROJECT_ROOT, PlatformConfig
-from pipelines.registry.store import alias_version, resolve_uris, with_retries
-from pipelines.tables import is_delta, table_path
+from pipelines.config import PlatformConfig
+from pipelines.registry.store import RegistryStore
+from pipelines.tables import ALERTS, MODEL_RUNS, MissingTableError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -34,8 +34,12 @@ class Promotion:
 
 
 def latest_training_run(spark: SparkSession, root: str | Path) -> str:
-    runs = spark.read.format("delta").load(table_path(root, "models", "model_runs"))
-    latest = runs.orderBy(F.col("recorded_at").desc()).select("training_run_id").first()
+    """The id of the newest training run in ``model_runs``."""
+    try:
+        runs = MODEL_RUNS.load(spark, root)
+    except MissingTableError:
+        runs = None
+    latest = None if runs is None else runs.orderBy(F.col("recorded_at").desc()).select("training_run_id").first()
     if latest is None:
         raise ValueError("model_runs is empty: run `mmm train` first")
     return latest[0]
@@ -45,16 +49,10 @@ def promote(
     spark: SparkSession, root: str | Path, platform: PlatformConfig, training_run_id: str | None = None
 ) -> list[Promotion]:
     """Apply the gate's verdicts of one training run as registry aliases."""
-    from mlflow import MlflowClient
-
-    tracking, registry, _ = resolve_uris(platform.mlflow, PROJECT_ROOT)
-    client = MlflowClient(tracking, registry)
+    store = RegistryStore.from_settings(platform.mlflow)
     training_run_id = training_run_id or latest_training_run(spark, root)
     runs = (
-        spark.read.format("delta")
-        .load(table_path(root, "models", "model_runs"))
-        .filter(F.col("training_run_id") == training_run_id)
-        .collect()  # one row per market
+        MODEL_RUNS.load(spark, root).filter(F.col("training_run_id") == training_run_id).collect()  # one row per market
     )
     critical = critical_alerts(spark, root)
     promotions = []
@@ -69,13 +67,11 @@ def promote(
             continue
         # A critical alert stops a version replacing a champion. A market's first version still becomes
         # champion (there is nothing better to decide with), and its alerts say what to review.
-        has_champion = alias_version(client, run.model_name, CHAMPION) is not None
+        has_champion = store.alias_version(run.model_name, CHAMPION) is not None
         held = critical.get((run.model_name, run.model_version), 0) if has_champion else 0
         aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote and not held else [CHALLENGER]
         for alias in aliases:
-            with_retries(
-                lambda a=alias, r=run: client.set_registered_model_alias(r.model_name, a, r.model_version), "set alias"
-            )
+            store.set_alias(run.model_name, alias, run.model_version)
         action = "champion (auto-promoted)" if platform.gate.auto_promote else "challenger (awaiting review)"
         if held:
             action = f"challenger (held back: {held} critical monitoring alerts; review, then approve)"
@@ -85,12 +81,10 @@ def promote(
 
 def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:
     """Critical monitoring alerts (``outputs/alerts``, written by ``mmm monitor``) per (model name, version)."""
-    path = table_path(root, "outputs", "alerts")
-    if not is_delta(spark, path):
+    if not ALERTS.exists(spark, root):
         return {}
     rows = (
-        spark.read.format("delta")
-        .load(path)
+        ALERTS.load(spark, root)
         .filter(F.col("severity") == "critical")
         .groupBy("model_name", "challenger_version")
         .count()
@@ -101,10 +95,9 @@ def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, st
 
 def approve(platform: PlatformConfig, model_name: str) -> str:
     """Make the current challenger of ``model_name`` its champion (manual review); returns the version."""
-    from mlflow import MlflowClient
-
-    tracking, registry, _ = resolve_uris(platform.mlflow, PROJECT_ROOT)
-    client = MlflowClient(tracking, registry)
-    challenger = with_retries(lambda: client.get_model_version_by_alias(model_name, CHALLENGER), "get challenger")
-    with_retries(lambda: client.set_registered_model_alias(model_name, CHAMPION, challenger.version), "set champion")
-    return challenger.version
+    store = RegistryStore.from_settings(platform.mlflow)
+    challenger = store.alias_version(model_name, CHALLENGER)
+    if challenger is None:
+        raise ValueError(f"{model_name} has no {CHALLENGER} version to approve")
+    store.set_alias(model_name, CHAMPION, challenger)
+    return challenger

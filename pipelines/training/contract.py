@@ -34,3 +34,4 @@ class TrainJob:
     training: dict  # TrainingSettings dump
     gate: dict  # GateSettings dump
     overrides: dict[str, dict] = field(default_factory=dict)  # "brand/market" -> {"training": {...}, "gate": {...}}
+    lift_tests: dict[str, list[dict]] = field(default_factory=dict)  # "brand/market" -> silver lift tests, ISO dates

@@ -23,14 +23,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import PROJECT_ROOT, BrandConfig, PlatformConfig
-from pipelines.registry.store import ensure_experiment, resolve_uris, with_retries
-from pipelines.tables import data_version, insert_new, table_path
+from pipelines.registry.store import RegistryStore
+from pipelines.tables import LIFT_TESTS, MARKET_STATUS, MODEL_INPUT, MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training.contract import RESULT_SCHEMA, TrainJob
 from pipelines.training.worker import fit_group_function
 
-MODEL_RUNS_KEY = ("training_run_id", "brand", "market")
-INPUT_TABLE = ("gold", "model_input")
-SUMMARIES_KEY = ("training_run_id", "brand", "market", "channel", "metric")
 SUMMARY_TYPE = "array<struct<channel:string,metric:string,mean:double,sd:double,hdi_low:double,hdi_high:double>>"
 
 
@@ -92,16 +89,36 @@ def modelling_input(
     spark: SparkSession, root: str | Path, markets: list[str] | None = None
 ) -> tuple[DataFrame, list[str]]:
     """``model_input`` rows of the markets that ``market_status`` includes (optionally only ``brand/market`` names)."""
-    status = spark.read.format("delta").load(table_path(root, "quality", "market_status"))
+    status = MARKET_STATUS.load(spark, root)
     included = sorted(f"{r.brand}/{r.market}" for r in status.filter("status = 'included'").collect())
     if markets:
         unknown = sorted(set(markets) - set(included))
         if unknown:
             raise ValueError(f"not modelled this run (excluded or unknown): {unknown}; included: {included}")
         included = sorted(markets)
-    frame = spark.read.format("delta").load(table_path(root, "gold", "model_input"))
+    frame = MODEL_INPUT.load(spark, root)
     keys = spark.createDataFrame([tuple(m.split("/", 1)) for m in included], "brand string, market string")
     return frame.join(F.broadcast(keys), ["brand", "market"]), included
+
+
+def market_lift_tests(spark: SparkSession, root: str | Path, markets: list[str]) -> dict[str, list[dict]]:
+    """Silver lift tests of ``markets`` (``brand/market`` names), as plain records the workers calibrate on."""
+    columns = ["brand", "market", "channel", "start", "end", "spend_delta", "lift", "lift_se"]
+    tests = LIFT_TESTS.read(spark, root, columns)
+    tests = tests[(tests["brand"] + "/" + tests["market"]).isin(markets)]
+    found: dict[str, list[dict]] = {}
+    for row in tests.sort_values(["brand", "market", "channel", "start"]).itertuples(index=False):
+        found.setdefault(f"{row.brand}/{row.market}", []).append(
+            {
+                "channel": row.channel,
+                "start": str(row.start),
+                "end": str(row.end),
+                "spend_delta": float(row.spend_delta),
+                "lift": float(row.lift),
+                "lift_se": float(row.lift_se),
+            }
+        )
+    return found
 
 
 def train(
@@ -109,37 +126,27 @@ def train(
     root: str | Path,
     brands: dict[str, BrandConfig],
     platform: PlatformConfig,
-    run_date: dt.date,
+    as_of: dt.date,
+    progress: Callable[[str], None] = print,
     markets: list[str] | None = None,
     overrides: dict[str, dict] | None = None,
-    progress: Callable[[str], None] = print,
 ) -> TrainReport:
     """Fit every included market in parallel; write ``model_runs`` and ``posterior_summaries``."""
-    from mlflow import MlflowClient
-
     start = time.perf_counter()
-    tracking, registry, artifacts = resolve_uris(platform.mlflow, PROJECT_ROOT)
-    experiment_id = ensure_experiment(tracking, platform.mlflow.experiment, artifacts)
-    client = MlflowClient(tracking, registry)
+    store = RegistryStore.from_settings(platform.mlflow)
+    experiment_id = store.experiment_id(platform.mlflow.experiment)
     frame, included = modelling_input(spark, root, markets)
-    input_version = data_version(spark, table_path(root, *INPUT_TABLE))
-    tags = {"job": "train", "run_date": str(run_date), "input_version": str(input_version)}
-    parent = with_retries(
-        lambda: client.create_run(experiment_id, run_name=f"train {run_date}", tags=tags),
-        "create parent run",
-    ).info.run_id
-    for key, value in {
-        "markets": len(included),
-        **platform.training.model_dump(),
-        **platform.gate.model_dump(),
-    }.items():
-        with_retries(lambda k=key, v=value: client.log_param(parent, k, str(v)), "log param")
+    input_version = MODEL_INPUT.data_version(spark, root)
+    tags = {"job": "train", "run_date": str(as_of), "input_version": str(input_version)}
+    parent = store.create_run(experiment_id, f"train {as_of}", tags)
+    params = {"markets": len(included), **platform.training.model_dump(), **platform.gate.model_dump()}
+    store.log_batch(parent, params=params)
     job = TrainJob(
         training_run_id=parent,
-        run_date=str(run_date),
+        run_date=str(as_of),
         experiment_id=experiment_id,
-        tracking_uri=tracking,
-        registry_uri=registry,
+        tracking_uri=store.tracking_uri,
+        registry_uri=store.registry_uri,
         model_prefix=platform.mlflow.model_prefix,
         compile_dir=platform.training.compile_dir,
         code_version=code_version(),
@@ -147,11 +154,12 @@ def train(
         training=platform.training.model_dump(),
         gate=platform.gate.model_dump(),
         overrides=overrides or {},
+        lift_tests=market_lift_tests(spark, root, included),
     )
     unit = platform.training.unit
     groups = sorted({m.split("/", 1)[0] for m in included}) if unit == "brand" else included
     progress(f"training {len(included)} markets as {len(groups)} {unit} models (MLflow parent run {parent})")
-    watcher = _ProgressWatcher(client, experiment_id, parent, len(included), progress)
+    watcher = _ProgressWatcher(store, experiment_id, parent, len(included), progress)
     watcher.start()
     saved = {
         k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.coalescePartitions.enabled")
@@ -174,10 +182,9 @@ def train(
     runs = results.drop("summaries").toPandas()  # one row per market
     wall = time.perf_counter() - start
     counts = runs["status"].value_counts().to_dict()
-    for status in ("success", "rejected", "failed"):
-        with_retries(lambda s=status: client.log_metric(parent, f"markets_{s}", counts.get(s, 0)), "log metric")
-    with_retries(lambda: client.log_metric(parent, "wall_s", wall), "log metric")
-    with_retries(lambda: client.set_terminated(parent, "FINISHED" if not counts.get("failed") else "FAILED"), "end run")
+    metrics = {f"markets_{s}": counts.get(s, 0) for s in ("success", "rejected", "failed")}
+    store.log_batch(parent, metrics={**metrics, "wall_s": wall})
+    store.terminate(parent, "FINISHED" if not counts.get("failed") else "FAILED")
     return TrainReport(parent, runs, wall)
 
 
@@ -189,11 +196,10 @@ def previous_training(
     The weekly flow uses it to stay idempotent: a rerun on the same data and date reuses that run's
     versions instead of registering new ones. (``mmm train`` itself always fits anew.)
     """
-    runs_path = table_path(root, "models", "model_runs")
-    if not Path(runs_path).exists():
+    if not MODEL_RUNS.exists(spark, root):
         return None
-    version = data_version(spark, table_path(root, *INPUT_TABLE))
-    runs = spark.read.format("delta").load(runs_path)
+    version = MODEL_INPUT.data_version(spark, root)
+    runs = MODEL_RUNS.load(spark, root)
     if "input_version" not in runs.columns:
         return None
     done = (
@@ -209,7 +215,7 @@ def previous_training(
 
 def _write_tables(spark: SparkSession, root: str | Path, results: DataFrame) -> None:
     finished = results.withColumn("recorded_at", F.current_timestamp())
-    insert_new(spark, finished.drop("summaries"), table_path(root, "models", "model_runs"), MODEL_RUNS_KEY)
+    MODEL_RUNS.insert_new(spark, root, finished.drop("summaries"))
     summaries = finished.filter(F.col("summaries").isNotNull()).select(
         "training_run_id",
         "run_date",
@@ -221,16 +227,18 @@ def _write_tables(spark: SparkSession, root: str | Path, results: DataFrame) -> 
         "recorded_at",
     )
     summaries = summaries.select(*[c for c in summaries.columns if c != "s"], "s.*")
-    insert_new(spark, summaries, table_path(root, "models", "posterior_summaries"), SUMMARIES_KEY)
+    POSTERIOR_SUMMARIES.insert_new(spark, root, summaries)
 
 
 class _ProgressWatcher(threading.Thread):
     """Prints a line for each child run that finishes, by polling MLflow (workers cannot print to the driver)."""
 
-    def __init__(self, client, experiment_id: str, parent: str, total: int, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, store: RegistryStore, experiment_id: str, parent: str, total: int, progress: Callable[[str], None]
+    ) -> None:
         super().__init__(daemon=True)
-        self.client, self.experiment_id, self.parent, self.total, self.progress = (
-            client,
+        self.store, self.experiment_id, self.parent, self.total, self.progress = (
+            store,
             experiment_id,
             parent,
             total,
@@ -250,9 +258,7 @@ class _ProgressWatcher(threading.Thread):
 
     def poll(self) -> None:
         try:
-            runs = self.client.search_runs(
-                [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent}'", max_results=10000
-            )
+            runs = self.store.child_runs(self.experiment_id, self.parent)
         except Exception:  # progress is best effort; the final table is authoritative
             return
         for run in runs:

@@ -22,7 +22,7 @@ from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
 from mmm_models.spec import ModelSpec
 from pipelines.config import BrandConfig, GateSettings, TrainingSettings
-from pipelines.data.gold import control_column, spend_column
+from pipelines.data.model_input import market_frame
 from pipelines.registry.store import model_name
 from pipelines.training.contract import RESULT_COLUMNS, TrainJob
 from pipelines.training.gate import evaluate_gate, failures
@@ -36,24 +36,25 @@ SUMMARY_DRAWS = 1000
 SUMMARY_METRICS = ("roas", "contribution_share", "adstock_half_life", "half_saturation_spend", "marginal_roas")
 
 
-def market_frame(rows: pd.DataFrame, brand: BrandConfig, spec: ModelSpec) -> pd.DataFrame:
-    """Gold rows of one market -> the frame ``mmm_models`` fits, in the spec's column names.
+def lift_tests_for(
+    job: TrainJob, brand: str, market: str, frame: pd.DataFrame, date_column: str
+) -> pd.DataFrame | None:
+    """The market's lift tests that fall inside its training weeks (None when it has none).
 
-    Weeks without sales stay gaps (NaN target, masked in the likelihood). A partial week at the end
-    (the current week, still running) is left out; a partial week inside the history is a gap, since
-    its sales are undercounted.
+    A test outside the weeks (one that ends in the week still running, say) cannot be modelled yet;
+    it is left for a later run and logged.
     """
-    rows = rows.sort_values("week_start")
-    partial = rows["partial_week"].fillna(False).astype(bool).to_numpy()
-    complete_end = len(rows) - (partial[::-1].cumprod().sum() if len(rows) else 0)
-    rows = rows.iloc[: int(complete_end)]
-    target = rows["target"].where(~rows["partial_week"].fillna(False).astype(bool))
-    frame = pd.DataFrame({spec.date_column: pd.to_datetime(rows["week_start"]), spec.target.column: target})
-    for channel in brand.channels:
-        frame[channel] = rows[spend_column(channel)].astype(float)
-    for control in brand.controls:
-        frame[control] = rows[control_column(control)].astype(float)
-    return frame.reset_index(drop=True)
+    tests = pd.DataFrame(job.lift_tests.get(f"{brand}/{market}", []))
+    if tests.empty:
+        return None
+    weeks = pd.to_datetime(frame[date_column])
+    starts, ends = (pd.to_datetime(tests[c]) for c in ("start", "end"))
+    inside = (starts - pd.to_timedelta(starts.dt.dayofweek, "D") >= weeks.min()) & (
+        ends - pd.to_timedelta(ends.dt.dayofweek, "D") <= weeks.max()
+    )
+    if not inside.all():
+        log.warning("%s/%s: %d lift tests fall outside the training weeks; left out", brand, market, (~inside).sum())
+    return tests[inside].reset_index(drop=True) if inside.any() else None
 
 
 def settings_for(job: TrainJob, brand: str, market: str) -> tuple[TrainingSettings, GateSettings]:
@@ -79,7 +80,7 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         frames = {}
         for market, part in by_market.items():
             try:
-                frames[market] = market_frame(part, brand_config, spec)
+                frames[market] = market_frame(part, brand_config, spec.date_column, spec.target.column)
             except Exception as exc:  # this market's rows only: the others still train
                 _fail(results[market], job, brand, market, exc)
         training = TrainingSettings.model_validate(job.training)
@@ -127,7 +128,10 @@ def _train_market(spec: ModelSpec, frame: pd.DataFrame, job: TrainJob, brand: st
     """Fit one market on its own, then gate, summarise and track it; failures land in ``result``."""
     try:
         training, gate = settings_for(job, brand, market)
-        model = fit(spec, frame, training.fit_settings(), market=f"{brand}/{market}", allow_target_gaps=True)
+        tests = lift_tests_for(job, brand, market, frame, spec.date_column)
+        model = fit(
+            spec, frame, training.fit_settings(), market=f"{brand}/{market}", lift_tests=tests, allow_target_gaps=True
+        )
         result["fit_seconds"] = model.timings["wall_s"]
         result["compiled"] = bool(model.timings["compiled"])
         _finish(model, diagnose(model).to_dict(), training, gate, job, brand, market, result)
@@ -149,7 +153,15 @@ def _train_brand(
     overridden = sorted(m for m in frames if job.overrides.get(f"{brand}/{m}", {}).get("training"))
     if overridden:
         log.warning("%s: training overrides of %s do not apply to the joint brand fit", brand, overridden)
-    fitted = fit_brand(spec, frames, training.fit_settings(), brand=brand, allow_target_gaps=True)
+    tests = {market: lift_tests_for(job, brand, market, frame, spec.date_column) for market, frame in frames.items()}
+    fitted = fit_brand(
+        spec,
+        frames,
+        training.fit_settings(),
+        brand=brand,
+        lift_tests={market: found for market, found in tests.items() if found is not None},
+        allow_target_gaps=True,
+    )
     for market, reason in fitted.failed.items():
         _fail(results[market], job, brand, market, DataError(reason))
     shared = fitted.brand_diagnostics()
@@ -182,15 +194,16 @@ def _finish(
     """Gate, summarise and track one fitted market; fills ``result``."""
     clock = time.perf_counter()
     checks = evaluate_gate(diagnostics, gate)
-    summary = analysis.channel_summary(model, max_draws=SUMMARY_DRAWS)
+    metrics = analysis.channel_metrics(model, max_draws=SUMMARY_DRAWS)
     result["summary_seconds"] = time.perf_counter() - clock
     for key in ("max_rhat", "min_ess_bulk", "r2_train", "mape_train", "wape_train", "r2_holdout"):
         result[key] = diagnostics[key]
     result.update(mape_holdout=diagnostics["mape_holdout"], wape_holdout=diagnostics["wape_holdout"])
     result["divergences"] = int(diagnostics["divergences"])
     result["gate"] = json.dumps({c.name: c.describe() for c in checks})
-    result["summaries"] = json.dumps(summary_rows(summary))
+    result["summaries"] = json.dumps(summary_rows(metrics))
     clock = time.perf_counter()
+    summary = analysis.widen_channel_metrics(model, metrics)
     run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market, pooled_with)
     result["tracking_seconds"] = time.perf_counter() - clock
     result.update(mlflow_run_id=run_id, model_version=version)
@@ -206,16 +219,13 @@ def _fail(result: dict, job: TrainJob, brand: str, market: str, exc: Exception) 
     track_failure(job, brand, market, result["error"])
 
 
-def summary_rows(summary: pd.DataFrame) -> list[dict]:
-    """Long rows (channel, metric, mean, sd, hdi_low, hdi_high) for ``posterior_summaries``."""
+def summary_rows(metrics: pd.DataFrame) -> list[dict]:
+    """Rows (channel, metric, mean, sd, hdi_low, hdi_high) of ``SUMMARY_METRICS`` for ``posterior_summaries``."""
+    chosen = metrics[metrics["metric"].isin(SUMMARY_METRICS)]
+    stats = ("mean", "sd", "hdi_low", "hdi_high")
     return [
-        {
-            "channel": row["channel"],
-            "metric": metric,
-            **{stat: _finite(row[f"{metric}_{stat}"]) for stat in ("mean", "sd", "hdi_low", "hdi_high")},
-        }
-        for _, row in summary.iterrows()
-        for metric in SUMMARY_METRICS
+        {"channel": row.channel, "metric": row.metric, **{s: _finite(getattr(row, s)) for s in stats}}
+        for row in chosen.itertuples(index=False)
     ]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 from mmm_models.fitted import FittedModel
 from mmm_models.outputs import write_outputs
 from pipelines.config import TrainingSettings
-from pipelines.registry.store import model_name, with_retries
+from pipelines.registry.store import RegistryStore, model_name
 from pipelines.training.contract import TrainJob
 from pipelines.training.gate import GateCheck, failures
 
@@ -48,18 +47,11 @@ def track(
     A market of a brand model also records the markets it was pooled with and the brand-level
     parameters (``outputs/brand_summary.csv``).
     """
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
-
     from pipelines.registry.pyfunc_model import ARTIFACT_KEY, MarketModel, runtime_requirements, signature
 
-    client = MlflowClient(job.tracking_uri, job.registry_uri)
+    store = RegistryStore(job.tracking_uri, job.registry_uri)
     tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "run_date": job.run_date}
-    run = with_retries(
-        lambda: client.create_run(job.experiment_id, run_name=f"{brand}/{market}", tags=tags), "create child run"
-    )
-    run_id = run.info.run_id
+    run_id = store.create_run(job.experiment_id, f"{brand}/{market}", tags)
     data = model.data
     params = {
         "spec": model.spec.name,
@@ -72,18 +64,10 @@ def track(
     }
     if pooled_with is not None:
         params["pooled_markets"] = ",".join(pooled_with.markets)[:6000]
-    now = int(time.time() * 1000)
     metrics = {k: float(v) for k, v in diagnostics.items() if v is not None}
     metrics.update({f"timing.{k}": float(v) for k, v in model.timings.items()})
     metrics.update({f"gate.{c.name}.passed": float(c.passed) for c in checks})
-    with_retries(
-        lambda: client.log_batch(
-            run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)) for k, v in params.items()],
-        ),
-        "log params and metrics",
-    )
+    store.log_batch(run_id, params, metrics)
     name = model_name(job.model_prefix, brand, market)
     with tempfile.TemporaryDirectory() as folder:
         outputs = Path(folder) / "outputs"
@@ -91,49 +75,35 @@ def track(
         (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
         if pooled_with is not None:
             pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
-        with_retries(lambda: client.log_artifacts(run_id, str(outputs), "outputs"), "log artifacts")
+        store.log_artifacts(run_id, outputs, "outputs")
         spec = model.spec
         example = (
             data.tail(4)
             .drop(columns=[spec.target.column])
             .assign(**{spec.date_column: lambda f: f[spec.date_column].dt.strftime("%Y-%m-%d")})
         )
-
-        def log_model():
-            mlflow.set_tracking_uri(job.tracking_uri)
-            mlflow.set_registry_uri(job.registry_uri)
-            with mlflow.start_run(run_id=run_id):
-                return mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=MarketModel(),
-                    artifacts={ARTIFACT_KEY: str(outputs / "model")},
-                    signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
-                    input_example=example,
-                    registered_model_name=name,
-                    pip_requirements=runtime_requirements(),  # stated, so MLflow does not load the model to infer them
-                )
-
-        info = with_retries(log_model, "log and register the model")
-    version = str(info.registered_model_version)
+        version = store.register_pyfunc(
+            run_id,
+            name,
+            python_model=MarketModel(),
+            artifacts={ARTIFACT_KEY: str(outputs / "model")},
+            signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
+            input_example=example,
+            pip_requirements=runtime_requirements(),  # stated, so MLflow does not load the model to infer them
+        )
     version_tags = {"brand": brand, "market": market, "training_run_id": job.training_run_id, "run_date": job.run_date}
     version_tags.update({f"gate.{c.name}": c.describe() for c in checks})
     version_tags["gate.passed"] = str(not failures(checks)).lower()
-    for key, value in version_tags.items():
-        with_retries(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v), "tag the version")
-    with_retries(lambda: client.set_terminated(run_id, "FINISHED"), "finish child run")
+    store.set_version_tags(name, version, version_tags)
+    store.terminate(run_id, "FINISHED")
     return run_id, version
 
 
 def track_failure(job: TrainJob, brand: str, market: str, error: str) -> None:
     """A failed market still leaves a FAILED child run with the error, when the store is reachable."""
-    from mlflow import MlflowClient
-
     try:
-        client = MlflowClient(job.tracking_uri, job.registry_uri)
+        store = RegistryStore(job.tracking_uri, job.registry_uri)
         tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "error": error[:5000]}
-        run = with_retries(
-            lambda: client.create_run(job.experiment_id, run_name=f"{brand}/{market}", tags=tags), "create run"
-        )
-        with_retries(lambda: client.set_terminated(run.info.run_id, "FAILED"), "fail run")
+        store.terminate(store.create_run(job.experiment_id, f"{brand}/{market}", tags), "FAILED")
     except Exception:  # the status row carries the error either way
         pass

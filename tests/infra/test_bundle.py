@@ -118,7 +118,7 @@ def test_job_parameters_are_declared_and_used(job: dict) -> None:
         for value in task["python_wheel_task"]["parameters"]
         for name in re.findall(r"\{\{job\.parameters\.(\w+)\}\}", str(value))
     }
-    assert used == declared == {"as_of", "brands"}
+    assert used == declared == {"as_of", "brand_dir"}
 
 
 def test_tasks_run_in_order_on_the_job_cluster_with_the_built_wheel(bundle: dict, job: dict) -> None:
@@ -152,7 +152,7 @@ def test_targets_use_the_unity_catalog_names_of_conf_databricks(bundle: dict, jo
     assert bundle["targets"]["dev"]["mode"] == "development" and bundle["targets"]["dev"]["default"] is True
     assert bundle["targets"]["prod"]["mode"] == "production"
     pipeline = {t["task_key"]: t for t in job["tasks"]}["pipeline"]["python_wheel_task"]["parameters"]
-    brands = {p["name"]: p["default"] for p in job["parameters"]}["brands"]
+    brands = {p["name"]: p["default"] for p in job["parameters"]}["brand_dir"]
     for target, names in environments.items():
         variables = bundle["targets"][target]["variables"]
         assert (variables["catalog"], variables["schema"]) == (names["catalog"], names["schema"])

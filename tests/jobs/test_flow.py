@@ -15,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 
 from jobs import flow
+from jobs.context import StepContext
 from jobs.retrain import local_deployment
 
 
@@ -83,4 +84,4 @@ def test_a_step_that_keeps_failing_fails_the_flow_and_names_the_step(monkeypatch
 
 def test_unknown_brands_are_an_error_not_an_empty_run() -> None:
     with pytest.raises(ValueError, match="unknown brands"):
-        flow.build_context("2026-01-05", ["no_such_brand"], "local", None)
+        StepContext.for_run("2026-01-05", ["no_such_brand"], "local", None)

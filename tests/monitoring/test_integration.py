@@ -5,6 +5,7 @@ critical alert, and the dashboard of that lake in Chromium."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, Quali
 from pipelines.data.run import run_pipeline
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.registry.promotion import promote
-from pipelines.tables import table_path
+from pipelines.tables import LIFT_CALIBRATION, POSTERIOR_DRIFT
 from pipelines.training.driver import train
 from tests.monitoring.browser import ARTIFACTS, open_in_chromium
 
@@ -57,19 +58,24 @@ def monitored(spark, tmp_path_factory):
     return locals()
 
 
+def lake_path(root, layer: str, name: str) -> str:
+    """Where a table lives under a lake root, spelled out here so the tests check the catalogue's layout."""
+    return str(Path(root) / layer / name)
+
+
 def _count(spark, root, table: str) -> int:
-    return spark.read.format("delta").load(table_path(root, "outputs", table)).count()
+    return spark.read.format("delta").load(lake_path(root, "outputs", table)).count()
 
 
 def test_drift_calibration_and_data_drift_rows(monitored) -> None:
     report, spark, root = monitored["report"], monitored["spark"], monitored["root"]
     assert report.errors == {} and len(report.markets) == 1
     assert list(report.markets[["champion", "challenger"]].iloc[0]) == ["1", "2"]
-    drift = spark.read.format("delta").load(table_path(root, "outputs", "posterior_drift")).toPandas()
+    drift = spark.read.format("delta").load(POSTERIOR_DRIFT.path(root)).toPandas()
     assert len(drift) == 3 * 4  # channels x business metrics
     assert set(drift.metric) == {"roas", "contribution_share", "adstock_half_life", "half_saturation_spend"}
     assert (drift.champion_sd > 0).all() and drift.hdi_overlap.between(0, 1).all()
-    calibration = spark.read.format("delta").load(table_path(root, "outputs", "lift_calibration")).toPandas()
+    calibration = spark.read.format("delta").load(LIFT_CALIBRATION.path(root)).toPandas()
     assert len(calibration) == 1 and calibration.channel.iloc[0] == "tv"  # the raw name mapped to the model's
     assert calibration.z_score.iloc[0] > 4 and not calibration.inside_predictive_interval.iloc[0]
     assert monitored["counts"]["data_drift"] > 0

@@ -10,7 +10,7 @@ from delta.tables import DeltaTable
 
 from pipelines.data.ingest import ingest_source
 from pipelines.data.synthetic_raw import RawDataConfig, generate_raw_landing
-from pipelines.tables import table_path
+from pipelines.tables import BRONZE, QUARANTINE
 
 pytestmark = pytest.mark.slow
 SMALL = RawDataConfig(markets={"acme": ["DE"], "bolt": ["US"]}, weeks=20, campaigns_per_raw_channel=1)
@@ -31,19 +31,19 @@ def test_ingest_is_append_only_idempotent_and_quarantines_bad_files(spark, tmp_p
     assert "missing columns ['spend']" in first.files_quarantined["acme_missing_column.csv"]
     assert "not a UTF-8 CSV file" in first.files_quarantined["corrupt.csv"]
 
-    bronze = table_path(root, "bronze", "raw_spend")
+    bronze = BRONZE["spend"].path(root)
     table = spark.read.format("delta").load(bronze)
     good_rows = sum(csv_rows_of(landing / "spend" / name) for name in first.files_ingested)
     assert table.count() == first.rows_written == good_rows  # nothing lost: every row of a good file
     assert {"_source_file", "_content_hash", "_ingest_time", "_batch_id"} <= set(table.columns)
     assert table.select("_batch_id").distinct().collect()[0][0] == "b1"
-    quarantine = spark.read.format("delta").load(table_path(root, "quality", "quarantine"))
+    quarantine = spark.read.format("delta").load(QUARANTINE.path(root))
     assert quarantine.count() == 2 and {r.check for r in quarantine.collect()} == {"parse"}
 
     again = ingest_source(spark, root, landing, "spend", batch_id="b2")
     assert again.files_ingested == [] and sorted(again.files_skipped) == ["acme_batch1.csv", "bolt_batch1.csv"]
     assert spark.read.format("delta").load(bronze).count() == first.rows_written  # re-ingest is a no-op
-    assert spark.read.format("delta").load(table_path(root, "quality", "quarantine")).count() == 2
+    assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == 2
     operations = [r.operation for r in DeltaTable.forPath(spark, bronze).history().collect()]
     assert set(operations) == {"WRITE"} and len(operations) == 2  # append-only: one write per file
 
@@ -59,6 +59,6 @@ def test_parquet_files_are_ingested_as_raw_strings_and_a_fake_parquet_is_quarant
     assert report.files_ingested == ["acme.parquet"] and report.rows_written == 2
     assert report.files_quarantined["broken.parquet"].startswith("not a Parquet file")
     assert report.files_quarantined["notes.txt"].startswith("unsupported file type '.txt'")
-    bronze = spark.read.format("delta").load(table_path(root, "bronze", "raw_sales"))
+    bronze = spark.read.format("delta").load(BRONZE["sales"].path(root))
     assert dict(bronze.dtypes)["revenue"] == "string"  # bronze keeps raw strings; silver types them
     assert sorted(r.revenue for r in bronze.collect()) == ["1.5", "2.0"]

@@ -12,7 +12,7 @@ from delta.tables import DeltaTable
 from pipelines.data.ingest import ingest_source
 from pipelines.data.silver import SPEND, build_weekly
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
-from pipelines.tables import table_path
+from pipelines.tables import QUARANTINE, WEEKLY_SPEND
 
 pytestmark = pytest.mark.slow
 SMALL = RawDataConfig(markets={"acme": ["DE"]}, weeks=12, campaigns_per_raw_channel=1)
@@ -26,7 +26,7 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     ingest_source(spark, root, landing, "spend")
     report, _ = build_weekly(spark, root, SPEND, BRANDS, today=dt.date(2024, 1, 1))
     assert report.rows_in == report.rows_passed + report.rows_quarantined  # nothing lost
-    quarantine = spark.read.format("delta").load(table_path(root, "quality", "quarantine")).collect()
+    quarantine = spark.read.format("delta").load(QUARANTINE.path(root)).collect()
     checks = sorted(r.check for r in quarantine)
     assert checks == sorted(
         ["spend_non_negative", "spend_not_null", "unique_key", "known_channel", "parse_date", "no_future_dates"]
@@ -35,7 +35,7 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     assert reasons["known_channel"] == "channel carrier_pigeon is not configured for brand acme"
     assert reasons["no_future_dates"] == "date is after 2024-01-01: 2999-01-01"
 
-    weekly = spark.read.format("delta").load(table_path(root, "silver", "weekly_spend")).toPandas()
+    weekly = spark.read.format("delta").load(WEEKLY_SPEND.path(root)).toPandas()
     assert len(weekly) == SMALL.weeks * len(SMALL.taxonomy) == report.rows_out
     pivot = weekly.pivot_table(index="week_start", columns="channel", values="spend")
     # weeks without an injected bad row reproduce the simulated weekly spend exactly
@@ -43,6 +43,6 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
 
     again, _ = build_weekly(spark, root, SPEND, BRANDS, today=dt.date(2024, 1, 1))
     assert again.rows_out == report.rows_out  # MERGE: a rerun adds no rows
-    assert spark.read.format("delta").load(table_path(root, "quality", "quarantine")).count() == len(quarantine)
-    history = DeltaTable.forPath(spark, table_path(root, "silver", "weekly_spend")).history().collect()
+    assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == len(quarantine)
+    history = DeltaTable.forPath(spark, WEEKLY_SPEND.path(root)).history().collect()
     assert [r.operation for r in sorted(history, key=lambda r: r.version)] == ["WRITE", "MERGE"]

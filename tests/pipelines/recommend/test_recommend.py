@@ -158,7 +158,7 @@ def job(spark, tmp_path_factory):
     from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, TrainingSettings
     from pipelines.recommend.job import recommend
     from pipelines.registry.promotion import promote
-    from pipelines.tables import table_path
+    from pipelines.tables import MARKET_STATUS, MODEL_INPUT
     from pipelines.training.driver import train
 
     folder = tmp_path_factory.mktemp("recommend")
@@ -166,9 +166,9 @@ def job(spark, tmp_path_factory):
     gold = pd.concat(
         [gold_rows("acme", "DE", 1), gold_rows("acme", "FR", 2, constant_target=True), gold_rows("bolt", "DE", 4)]
     )
-    spark.createDataFrame(gold).write.format("delta").save(table_path(root, "gold", "model_input"))
+    spark.createDataFrame(gold).write.format("delta").save(MODEL_INPUT.path(root))
     status = gold[["brand", "market"]].drop_duplicates().assign(status="included", reason="")
-    spark.createDataFrame(status).write.format("delta").save(table_path(root, "quality", "market_status"))
+    spark.createDataFrame(status).write.format("delta").save(MARKET_STATUS.path(root))
     taxonomy = {c: [f"{c}_raw"] for c in CHANNELS}
     brands = {
         "acme": BrandConfig(brand="acme", taxonomy=taxonomy, controls=["price_index"]),
@@ -191,9 +191,9 @@ def job(spark, tmp_path_factory):
 
 
 def read_table(spark, root) -> pd.DataFrame:
-    from pipelines.tables import table_path
+    from pipelines.tables import BUDGET_RECOMMENDATIONS
 
-    path = table_path(root, "outputs", "budget_recommendations")
+    path = BUDGET_RECOMMENDATIONS.path(root)
     return spark.read.format("delta").load(path).toPandas().sort_values(["run_date", "brand", "market", "channel"])
 
 
@@ -233,7 +233,7 @@ def test_cli_rerun_for_the_same_date_changes_nothing_and_a_later_date_adds_rows(
     brands.mkdir()
     for name, brand in job["brands"].items():
         (brands / f"{name}.yaml").write_text(yaml.safe_dump(brand.model_dump()))
-    common = ["--platform", str(platform_file), "--lake", str(job["root"]), "--brands", str(brands)]
+    common = ["--platform", str(platform_file), "--lake", str(job["root"]), "--brand-dir", str(brands)]
 
     assert main(["recommend", *common, "--as-of", AS_OF.isoformat()]) == 3  # partial: FR and bolt have no numbers
     out = capsys.readouterr().out

@@ -16,7 +16,7 @@ from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, Quali
 from pipelines.data.run import run_pipeline
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.registry.promotion import promote
-from pipelines.tables import table_path
+from pipelines.tables import MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training.driver import train
 
 pytestmark = pytest.mark.slow
@@ -82,10 +82,10 @@ def test_each_market_ends_with_one_status_row_and_its_reason(trained) -> None:
 
 def test_tables_hold_both_runs_without_duplicates(spark, trained) -> None:
     root = trained["root"]
-    runs = spark.read.format("delta").load(table_path(root, "models", "model_runs")).toPandas()
+    runs = spark.read.format("delta").load(MODEL_RUNS.path(root)).toPandas()
     assert len(runs) == 8 and runs.groupby(["training_run_id", "brand", "market"]).size().max() == 1
     assert set(runs.training_run_id) == {trained["first"].training_run_id, trained["second"].training_run_id}
-    summaries = spark.read.format("delta").load(table_path(root, "models", "posterior_summaries")).toPandas()
+    summaries = spark.read.format("delta").load(POSTERIOR_SUMMARIES.path(root)).toPandas()
     # 3 fitted markets per run (success + rejected) x 3 channels x 5 metrics
     assert len(summaries) == 2 * 3 * 3 * 5
     roas = summaries[(summaries.metric == "roas") & (summaries.market == "DE") & (summaries.brand == "acme")]
