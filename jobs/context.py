@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,11 +47,25 @@ class StepContext:
 
         return get_spark(app_name, self.master)
 
+    def lock(self, what: str) -> AbstractContextManager[None]:
+        """This run's hold on the lake (``pipelines.lock``): one writing run per lake at a time."""
+        from pipelines.lock import lake_lock
+
+        return lake_lock(self.lake, what, self.platform.lock_wait_s)
+
     def run_job(self, job: Callable[..., T], app_name: str = "mmm", **options: Any) -> T:
-        """Call a platform job with this context: every job takes (spark, lake, brands, platform, as_of, progress)."""
-        return job(
-            self.spark(app_name), self.lake, self.brands, self.platform, self.as_of, progress=self.progress, **options
-        )
+        """Call a platform job with this context, holding the lake's lock: every job takes
+        (spark, lake, brands, platform, as_of, progress)."""
+        with self.lock(app_name):
+            return job(
+                self.spark(app_name),
+                self.lake,
+                self.brands,
+                self.platform,
+                self.as_of,
+                progress=self.progress,
+                **options,
+            )
 
     @property
     def dashboard(self) -> Path:

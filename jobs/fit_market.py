@@ -22,6 +22,7 @@ from mmm_models.fitting import FitSettings
 from mmm_models.outputs import write_outputs
 from mmm_models.report import format_report
 from mmm_models.spec import ModelSpec, SpecError
+from pipelines.names import InvalidNameError, safe_path
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +43,21 @@ def run(args: argparse.Namespace) -> int:
         )
         name = args.market or Path(args.data).stem
         lift_tests = pd.read_csv(args.lift_tests) if args.lift_tests else None
+        if args.market_column and args.output and args.market_column in frame:
+            for market in frame[args.market_column].astype(str).unique():  # a market is a folder: check first
+                safe_path(args.output, market)
         if args.market_column:
             fitted = _fit_brand(spec, frame, settings, args.market_column, name, lift_tests)
             models = fitted.markets
         else:
             models = {name: fit(spec, frame, settings, market=name, lift_tests=lift_tests)}
-    except (SpecError, DataError, FileNotFoundError) as exc:
+    except (SpecError, DataError, FileNotFoundError, InvalidNameError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.market_column:
         _report_brand(fitted, args.output)
     for market, model in models.items():
-        output = args.output / market if args.output and len(models) > 1 else args.output
+        output = safe_path(args.output, str(market)) if args.output and len(models) > 1 else args.output
         _report_market(model, output)
     return 0
 

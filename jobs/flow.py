@@ -171,10 +171,11 @@ def weekly_retrain(
     """
     context = StepContext.for_run(as_of, brands, environment, platform_file)
     summary = RetrainSummary(as_of=context.as_of, lake=context.lake)
-    for step in STEP_TASKS:
-        try:
-            step(context, summary)
-        except Exception as exc:
-            markets = context.markets if step.step_name != "pipeline" else []
-            raise StepFailedError(step.step_name, markets, exc) from exc
+    with context.lock("mmm run (weekly flow)"):  # the steps take it again, re-entrantly
+        for step in STEP_TASKS:
+            try:
+                step(context, summary)
+            except Exception as exc:
+                markets = context.markets if step.step_name != "pipeline" else []
+                raise StepFailedError(step.step_name, markets, exc) from exc
     return summary

@@ -14,6 +14,9 @@ import sys
 from jobs.context import StepContext
 from pipelines.config import CONF_DIR, ConfigError
 
+EXIT_HELD_BACK = 3  # a step finished, but held some markets back (excluded, failed, rejected, no champion)
+HELD_BACK_ENV = "MMM_HELD_BACK_EXIT"  # "0": exit 0 instead; the Databricks job sets it (see the bundle)
+
 
 def add_platform(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", default=str(CONF_DIR / "platform.yaml"), help="platform config YAML")

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from jobs.options import add_step_options, step_context
+from jobs.options import EXIT_HELD_BACK, add_step_options, step_context
 from pipelines.data.synthetic_raw import BAD_INPUTS, RawDataConfig, generate_raw_landing
 
 
@@ -56,10 +56,16 @@ def pipeline(args: argparse.Namespace) -> int:
     if context is None:
         return 1
     start = time.perf_counter()
-    report = run_pipeline(
-        context.spark("mmm-pipeline"), context.landing, context.lake, context.brands, context.as_of, context.progress
-    )
+    with context.lock("mmm-pipeline"):
+        report = run_pipeline(
+            context.spark("mmm-pipeline"),
+            context.landing,
+            context.lake,
+            context.brands,
+            context.as_of,
+            context.progress,
+        )
     print()
     print(report.summary())
     print(f"\nrun {report.run_key} finished in {time.perf_counter() - start:.0f} s; tables under {context.lake}")
-    return 3 if report.excluded else 0
+    return EXIT_HELD_BACK if report.excluded else 0

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.options import add_step_options, step_context
-
-EXIT_PARTIAL = 3  # some markets have no recommendation (no champion, or it failed); their rows say why
+from jobs.options import EXIT_HELD_BACK, add_step_options, step_context
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> None:
@@ -27,4 +25,4 @@ def recommend(args: argparse.Namespace) -> int:
     print(report.table())
     print()
     print(report.summary())
-    return 0 if report.all_succeeded else EXIT_PARTIAL
+    return 0 if report.all_succeeded else EXIT_HELD_BACK

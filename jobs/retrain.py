@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import yaml
+
+from jobs.options import EXIT_HELD_BACK
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT_FILE = PROJECT_ROOT / "infra" / "prefect" / "prefect.yaml"
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nFAILED: {exc}", file=sys.stderr)
         return 1
     print(render_summary(summary, time.perf_counter() - start))
-    return 3 if summary.failed else 0
+    return EXIT_HELD_BACK if summary.failed else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -106,6 +107,7 @@ def demo_as_of(weeks: int) -> dt.date:
 
 def write_demo_landing(landing: Path, weeks: int) -> None:
     from pipelines.data.synthetic_raw import RawDataConfig, generate_raw_landing
+    from pipelines.names import safe_path
 
     config = RawDataConfig(
         markets={brand: list(DEMO_MARKETS) for brand in DEMO_BRANDS},
@@ -116,7 +118,9 @@ def write_demo_landing(landing: Path, weeks: int) -> None:
     generate_raw_landing(landing, config)
     # One badly run experiment, so that the demo shows monitoring at work: it reports 3x the true lift.
     brand, market, channel = SUSPECT_LIFT_TEST
-    path = Path(landing) / "lift_tests" / f"{brand}_lift_tests.csv"
+    path = safe_path(Path(landing) / "lift_tests", f"{brand}_lift_tests.csv")
+    import pandas as pd
+
     tests = pd.read_csv(path)
     suspect = (tests["market"] == market) & (tests["channel"] == channel)
     tests.loc[suspect, "lift"] *= 3

@@ -6,10 +6,8 @@ import argparse
 import subprocess
 import sys
 
-from jobs.options import add_platform, add_step_options, step_context
+from jobs.options import EXIT_HELD_BACK, add_platform, add_step_options, step_context
 from pipelines.config import PlatformConfig
-
-EXIT_PARTIAL = 3  # some markets failed or were rejected; the others are trained and the tables complete
 
 
 def add_arguments(commands: argparse._SubParsersAction) -> None:
@@ -43,9 +41,11 @@ def train(args: argparse.Namespace) -> int:
         f"{report.count('failed')} failed, in {report.wall_s:.0f} s (MLflow run {report.training_run_id})"
     )
     if not args.no_promote:
-        for p in promote(context.spark("mmm-train"), context.lake, context.platform, report.training_run_id):
+        with context.lock("mmm-promote"):
+            promotions = promote(context.spark("mmm-train"), context.lake, context.platform, report.training_run_id)
+        for p in promotions:
             print(f"  {p.brand}/{p.market}: {p.model_name} v{p.version or '-'} -> {p.action}")
-    return 0 if report.all_succeeded else EXIT_PARTIAL
+    return 0 if report.all_succeeded else EXIT_HELD_BACK
 
 
 def promote_command(args: argparse.Namespace) -> int:
@@ -58,16 +58,19 @@ def promote_command(args: argparse.Namespace) -> int:
         for name in args.approve:
             print(f"{name}: challenger v{approve(context.platform, name)} is now champion")
         return 0
-    for p in promote(context.spark("mmm-promote"), context.lake, context.platform, args.training_run):
+    with context.lock("mmm-promote"):
+        promotions = promote(context.spark("mmm-promote"), context.lake, context.platform, args.training_run)
+    for p in promotions:
         print(f"{p.brand}/{p.market}: {p.model_name} v{p.version or '-'} -> {p.action}")
     return 0
 
 
 def ui(args: argparse.Namespace) -> int:
-    from pipelines.registry.store import RegistryStore
+    from pipelines.registry.store import RegistryStore, redact
 
     store = RegistryStore.from_settings(PlatformConfig.from_yaml(args.platform).mlflow)
     tracking, artifacts = store.tracking_uri, str(store.artifact_location)
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {tracking}); Ctrl-C stops it")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking, "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {redact(tracking)}); Ctrl-C stops it")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking]
+    command += ["--host", "127.0.0.1", "--port", str(args.port)]
     return subprocess.call([*command, "--default-artifact-root", artifacts])

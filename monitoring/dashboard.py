@@ -9,7 +9,6 @@ table exists). ``serve`` shows the file on localhost.
 
 from __future__ import annotations
 
-import functools
 import html
 import http.server
 from dataclasses import dataclass
@@ -224,10 +223,53 @@ def _cell(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def serve(path: str | Path, port: int = 8050) -> None:
-    """Serve the dashboard's folder on http://127.0.0.1:``port``/ until interrupted."""
+def dashboard_server(path: str | Path, port: int = 8050) -> http.server.ThreadingHTTPServer:
+    """A server (not yet serving) of the one file ``path`` on 127.0.0.1:``port`` (0: any free port).
+
+    Only that file is served, at ``/`` and ``/<its name>``; anything else is 404, so the files beside it (the
+    MLflow store, the lake) stay unreachable. A request whose Host is not 127.0.0.1:<port> or localhost:<port>
+    is refused (403), so a page elsewhere cannot read the dashboard through DNS rebinding.
+    """
     path = Path(path).resolve()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        print(f"dashboard on http://127.0.0.1:{port}/{path.name} (Ctrl-C stops it)", flush=True)
+    routes = {"/", f"/{path.name}"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "mmm-dashboard"
+
+        def do_GET(self) -> None:
+            self._answer(body=True)
+
+        def do_HEAD(self) -> None:
+            self._answer(body=False)
+
+        def _answer(self, body: bool) -> None:
+            port = self.server.server_address[1]
+            if self.headers.get("Host", "").lower() not in {f"127.0.0.1:{port}", f"localhost:{port}"}:
+                self.send_error(403, "unexpected Host header")
+                return
+            if self.path.split("?", 1)[0] not in routes:
+                self.send_error(404)
+                return
+            try:
+                content = path.read_bytes()
+            except OSError:
+                self.send_error(404, "dashboard not written yet")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(content)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if body:
+                self.wfile.write(content)
+
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+def serve(path: str | Path, port: int = 8050) -> None:
+    """Serve the dashboard file (that file only) on http://127.0.0.1:``port``/ until interrupted."""
+    with dashboard_server(path, port) as server:
+        port = server.server_address[1]
+        print(f"dashboard on http://127.0.0.1:{port}/{Path(path).name} (Ctrl-C stops it)", flush=True)
         server.serve_forever()

@@ -93,7 +93,7 @@ def run_monitoring(
     for i, run in enumerate(latest.sort_values(["brand", "market"]).itertuples(), start=1):
         name = f"{run.brand}/{run.market}"
         try:
-            reference = reference_version(store, run.model_name, run.model_version, history)
+            reference = reference_version(store, run.model_name, run.model_version, history, run.brand, run.market)
             pair = VersionPair(
                 run.brand,
                 run.market,

@@ -32,12 +32,15 @@ class VersionPair:
 
 
 def reference_version(
-    store: RegistryStore, model_name: str, new_version: str, history: pd.DataFrame
+    store: RegistryStore, model_name: str, new_version: str, history: pd.DataFrame, brand: str, market: str
 ) -> tuple[str, str] | None:
-    """(version, MLflow run id) of the champion, or of the latest earlier gate-passing version; None if none."""
+    """(version, MLflow run id) of the champion, or of the latest earlier gate-passing version; None if none.
+
+    The champion's tags must name ``brand``/``market`` (see ``RegistryStore.market_run_id``).
+    """
     champion = store.alias_version(model_name, CHAMPION)
     if champion is not None and champion != str(new_version):
-        return champion, store.version_run_id(model_name, champion)
+        return champion, store.market_run_id(model_name, champion, brand, market)
     earlier = history[
         (history["model_name"] == model_name)
         & (history["status"] == "success")

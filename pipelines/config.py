@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines import names
+
 if TYPE_CHECKING:
     from mmm_models.spec import ModelSpec
 
@@ -84,27 +86,59 @@ class BrandConfig(BaseModel):
     measures: list[str] = Field(default_factory=lambda: ["revenue"], description="sales measures kept in silver")
     taxonomy: dict[str, list[str]] = Field(description="model channel -> raw channel names in the spend files")
     controls: list[str] = Field(default_factory=list)
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="landing columns kept in bronze beyond the declared ones; any other column quarantines the file",
+    )
     granularity: Literal["daily", "weekly"] = Field(
         "daily", description="raw rows per day, or one per week dated on its Monday; a week is complete with 7 or 1"
     )
     quality: QualityLimits = Field(default_factory=QualityLimits)
-    model_spec: str | None = Field(None, description="model spec YAML, relative to conf/; default: built from channels")
+    model_spec: str | None = Field(
+        None, description="model spec YAML, beside the brand file or one folder up; default: built from channels"
+    )
     budget: BudgetSettings = Field(default_factory=BudgetSettings, description="the budget recommendations' question")
+
+    @field_validator("brand")
+    @classmethod
+    def _brand_name(cls, brand: str) -> str:
+        return names.check(brand, "brand", "brand")
+
+    @field_validator("target")
+    @classmethod
+    def _target_name(cls, target: str) -> str:
+        return names.check(target, "identifier", "target")
+
+    @field_validator("measures", "controls")
+    @classmethod
+    def _identifiers(cls, values: list[str]) -> list[str]:
+        checked = [names.check(v, "identifier", "measure or control") for v in values]
+        repeated = sorted({v for v in checked if checked.count(v) > 1})
+        if repeated:
+            raise ValueError(f"named twice (after normalising): {repeated}")
+        return checked
 
     @field_validator("taxonomy")
     @classmethod
     def _each_raw_name_once(cls, taxonomy: dict[str, list[str]]) -> dict[str, list[str]]:
         if not taxonomy:
             raise ValueError("needs at least one model channel")
+        normal: dict[str, list[str]] = {}
         seen: dict[str, str] = {}
         for channel, raw_names in taxonomy.items():
+            channel = names.check(channel, "identifier", "model channel")
+            if channel in normal:
+                raise ValueError(f"model channel {channel!r} is named twice (after normalising)")
             if not raw_names:
                 raise ValueError(f"model channel {channel!r} has no raw channel names")
+            normal[channel] = []
             for raw in raw_names:
+                raw = names.check(raw, "value", "raw channel")
                 if raw in seen:
                     raise ValueError(f"raw channel {raw!r} maps to both {seen[raw]!r} and {channel!r}")
                 seen[raw] = channel
-        return taxonomy
+                normal[channel].append(raw)
+        return normal
 
     @model_validator(mode="after")
     def _target_is_a_measure(self) -> BrandConfig:
@@ -135,7 +169,7 @@ class BrandConfig(BaseModel):
         from mmm_models.spec import ModelSpec  # here, not at the top: the data pipeline never needs JAX
 
         if self.model_spec is not None:
-            return ModelSpec.from_yaml(CONF_DIR / self.model_spec)
+            return ModelSpec.from_yaml(CONF_DIR / self.model_spec)  # from_yaml made a brand file's path absolute
         return ModelSpec.from_dict(
             {
                 "name": f"{self.brand}_default",
@@ -153,7 +187,20 @@ class BrandConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BrandConfig:
-        return _load(cls, Path(path))
+        """A brand file; its ``model_spec`` is resolved beside the file (or, as in ``conf/``, one folder up)
+        and must exist, so a wrong path fails here and not later inside a Spark worker."""
+        path = Path(path)
+        config = _load(cls, path)
+        if config.model_spec is not None and not Path(config.model_spec).is_absolute():
+            candidates = [(folder / config.model_spec).resolve() for folder in (path.parent, path.parent.parent)]
+            found = next((c for c in candidates if c.is_file()), None)
+            if found is None:
+                tried = ", ".join(str(c) for c in candidates)
+                raise ConfigError(f"{path}: model_spec {config.model_spec!r} not found (looked at {tried})")
+            config = config.model_copy(update={"model_spec": str(found)})
+        elif config.model_spec is not None and not Path(config.model_spec).is_file():
+            raise ConfigError(f"{path}: model_spec {config.model_spec!r} does not exist")
+        return config
 
 
 class MlflowSettings(BaseModel):
@@ -190,13 +237,19 @@ class TrainingSettings(BaseModel):
     holdout_weeks: int = Field(13, ge=0)
     seed: int = 0
     compile_dir: str = Field("/tmp/mmm-pytensor", description="each Spark Python worker compiles in its own subfolder")
+    # A market whose sampler hangs is stopped here and reported failed ("timed out after N s"); its fit
+    # process is killed and replaced. The limit covers the whole market (process start, compile, sampling,
+    # summaries, tracking): generous, since a first market per worker also compiles (nutpie ~50 s). A brand
+    # model (unit brand) gets the limit times its number of markets.
+    market_timeout_s: float = Field(3600, gt=0, description="seconds one market may take before it is stopped")
 
     def fit_settings(self):  # -> mmm_models.fitting.FitSettings (imported here: it loads JAX)
         """The sampler settings of ``mmm_models`` that these training settings stand for."""
         from mmm_models.fitting import FitSettings
 
         return FitSettings(
-            **self.model_dump(exclude={"unit", "compile_dir", "cores_per_market"}), cores=self.cores_per_market
+            **self.model_dump(exclude={"unit", "compile_dir", "cores_per_market", "market_timeout_s"}),
+            cores=self.cores_per_market,
         )
 
 
@@ -262,6 +315,11 @@ class PlatformConfig(BaseModel):
     landing: str = "outputs/landing"
     lake: str = "outputs/lake"
     brands: str = "conf/brands"
+    lock_wait_s: float = Field(
+        600,
+        ge=0,
+        description="how long a run waits for another run's lock on the same lake, then exits saying who holds it",
+    )
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
@@ -274,8 +332,14 @@ class PlatformConfig(BaseModel):
 
         There ``environment`` (default: ``$MMM_ENVIRONMENT``, which the Databricks bundle sets to its target)
         picks the names (catalog, schema...) filled into the ``platform:`` template's ``{placeholders}``.
+        A relative ``brands`` folder that exists beside the file is taken from there (the bundle syncs
+        ``conf/`` as a whole, wherever its per-user root is); otherwise it is relative to the working folder.
         """
-        return _load(cls, Path(path), lambda raw: _for_environment(raw, Path(path), environment))
+        config = _load(cls, Path(path), lambda raw: _for_environment(raw, Path(path), environment))
+        beside = Path(path).parent / config.brands
+        if not Path(config.brands).is_absolute() and beside.is_dir():
+            config = config.model_copy(update={"brands": str(beside.resolve())})
+        return config
 
 
 def _for_environment(raw: dict, path: Path, environment: str | None) -> dict:
@@ -315,11 +379,22 @@ def load_brands(folder: str | Path = CONF_DIR / "brands") -> dict[str, BrandConf
     return {b.brand: b for b in brands}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key repeated in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {repeated}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _load(model: type[BaseModel], path: Path, prepare: Callable[[dict], dict] | None = None) -> BaseModel:
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
         return model.model_validate(prepare(raw) if prepare else raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())

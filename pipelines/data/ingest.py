@@ -1,10 +1,26 @@
 """Ingest: raw landing files -> bronze Delta tables (append-only), with file-level quarantine.
 
 Every row keeps its raw values as strings, plus the source file, the file's content hash, the ingest
-time and the batch id. A file whose content hash is already in bronze is skipped, so re-ingesting is
-a no-op. Files are CSV or Parquet. A file that cannot be read as either, or that lacks a required
-column, goes to the quarantine table whole, with the reason; the other files flow on. Typing and
-record-level checks happen in silver.
+time and the batch id. Typing and record-level checks happen in silver.
+
+Accepted: a CSV file (UTF-8, with or without a byte-order mark, a header row); a Parquet file; a
+Spark-style Parquet folder (``name.parquet/`` with part files, read as one file and hashed over its
+data files). Parquet ``date`` columns, and ``timestamp`` columns at midnight (nanosecond ones too, as
+pandas writes them), become ``yyyy-MM-dd`` strings; every other value is cast to a string. Each source
+has a declared column set: its required columns, ``impressions`` for spend, the brands' measures for
+sales, and the ``extra_columns`` that brands declare (passed in as ``extra_columns``).
+
+Quarantined whole, one ``quality.quarantine`` row (check ``parse``) with the reason: a file that is not
+UTF-8 (or ends inside a character), not Parquet, of another type, or a folder that is not a Parquet
+folder; an empty file or a header row over 128 KB; a missing required column; a column outside the
+declared set; a column name that Delta refuses (with a space, a tab, a newline or one of ``,;{}()=``)
+or that is empty; a duplicate column (names compared case-insensitively, as Spark does); a column named
+like a provenance column; and a file that fails in any other way while read or written. The other
+files flow on.
+
+A file whose content hash is already in bronze is skipped, and so is one whose hash is in quarantine
+(the row's ``record`` is ``{"content_hash": ...}``): a rerun neither re-ingests nor re-refuses a file.
+To retry a quarantined file, change it (a new hash) or delete its quarantine row.
 """
 
 from __future__ import annotations
@@ -13,14 +29,19 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
+import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, StructField, TimestampNTZType, TimestampType
 
 from pipelines.tables import BRONZE, QUARANTINE, Table, write_quarantine
 
@@ -30,6 +51,12 @@ REQUIRED_COLUMNS = {
     "controls": ["date", "brand", "market", "control", "value"],
     "lift_tests": ["brand", "market", "channel", "start", "end", "spend_delta", "lift", "lift_se"],
 }
+OPTIONAL_COLUMNS = {"spend": ["impressions"]}  # declared beyond the required; sales measures come from the brands
+PROVENANCE_COLUMNS = ("_source_file", "_content_hash", "_ingest_time", "_batch_id")
+DELTA_FORBIDDEN = " ,;{}()\n\t="  # characters Delta refuses in a column name (without column mapping)
+MAX_HEADER_CHARS = 128 * 1024
+NANOS_PER_DAY = 86_400 * 10**9
+FILE_CHECK = "parse"  # the quarantine check of a file refused whole
 READERS: dict[str, Callable[[SparkSession, str], DataFrame]] = {
     ".csv": lambda spark, path: spark.read.csv(path, header=True, inferSchema=False),
     ".parquet": lambda spark, path: spark.read.parquet(path),
@@ -44,83 +71,156 @@ class IngestReport:
     files_ingested: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)  # already in bronze (same content hash)
     files_quarantined: dict[str, str] = field(default_factory=dict)  # file -> reason
+    files_quarantined_before: list[str] = field(default_factory=list)  # same content hash already in quarantine
     rows_in: int = 0
     rows_written: int = 0
     rows_quarantined: int = 0
 
 
+class LandingFileError(ValueError):
+    """A landing file that cannot be ingested; the message is its quarantine reason."""
+
+
 def scan_file(path: Path) -> tuple[str, str | None]:
     """The file's content hash, and why it cannot be ingested (None if it is UTF-8 text or Parquet).
 
-    One chunked pass: a large file is never held in memory, and a binary file posing as CSV fails
-    here with the decoder's reason rather than later inside Spark.
+    One chunked pass: a large file is never held in memory, and a binary file posing as CSV (or a CSV
+    cut inside a character) fails here with the decoder's reason rather than later inside Spark. A
+    folder is hashed by ``scan_folder``.
     """
+    if path.is_dir():
+        return scan_folder(path)
     digest, decoder, problem = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")(), None
-    offset = 0
+    offset, text = 0, path.suffix == ".csv"
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-            if problem is None and path.suffix == ".csv":
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    problem = f"not a UTF-8 CSV file: {exc.reason} at byte {offset + exc.start}"
+            if problem is None and text:
+                problem = _undecodable(decoder, chunk, offset)
             offset += len(chunk)
+    if problem is None and text:
+        problem = _undecodable(decoder, b"", offset, final=True)
     return digest.hexdigest(), problem
 
 
-def header_problem(path: Path, required: list[str]) -> str | None:
-    """Why the file lacks a header with the required columns, or None if it has one."""
+def scan_folder(path: Path) -> tuple[str, str | None]:
+    """A folder's hash, and why it cannot be ingested (None for a Spark-style Parquet folder).
+
+    A ``<name>.parquet/`` folder is one Parquet file: its hash is over its data files (names starting
+    with ``_`` or ``.``, such as ``_SUCCESS`` and ``.crc`` files, are not data, as Spark reads it), so a
+    rewrite with new part names but the same content is the same file. Any other folder is refused,
+    hashed over its listing (names and sizes).
+    """
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    if path.suffix != ".parquet":
+        listing = "\n".join(f"{p.relative_to(path)}:{p.stat().st_size}" for p in files)
+        reason = "a folder, not a file; landing files are .csv or .parquet files, or a Parquet folder <name>.parquet/"
+        return hashlib.sha256(listing.encode()).hexdigest(), reason
+    parts = [p for p in files if not any(n.startswith(("_", ".")) for n in p.relative_to(path).parts)]
+    digest = hashlib.sha256(b"parquet folder")
+    for token in sorted(f"{p.relative_to(path).parent}/{_file_hash(p)}" for p in parts):
+        digest.update(token.encode())
+    return digest.hexdigest(), None if parts else "a Parquet folder without data files"
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a landing file; ``LandingFileError`` when they cannot be read.
+
+    A CSV header is read with Python's csv module from at most ``MAX_HEADER_CHARS`` characters (a byte-
+    order mark removed), so a huge first line fails here, not in the csv module or Spark.
+    """
     if path.suffix == ".parquet":
+        return list(_parquet_schema(path).names)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         try:
-            header = pq.read_schema(path).names
-        except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for non-Parquet bytes
-            return f"not a Parquet file: {exc}"
-    else:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
+            return next(csv.reader(_bounded_lines(handle, MAX_HEADER_CHARS)), [])
+        except csv.Error as exc:
+            raise LandingFileError(f"header row is not valid CSV: {exc}") from exc
+
+
+def column_problems(header: list[str], source: str, extra_columns: Iterable[str] = ()) -> str | None:
+    """Why a file with these columns cannot go to bronze ``source`` (all reasons, joined), or None."""
     if not header:
         return "empty file: no header row"
+    required = REQUIRED_COLUMNS[source]
+    declared = list(dict.fromkeys([*required, *OPTIONAL_COLUMNS.get(source, []), *extra_columns]))
+    problems = []
     missing = [c for c in required if c not in header]
     if missing:
-        return f"missing columns {missing}; the file has {header}"
-    return None
+        problems.append(f"missing columns {missing}; the file has {_names(header)}")
+    unnamed = [i + 1 for i, c in enumerate(header) if c == ""]
+    if unnamed:
+        problems.append(f"columns without a name at positions {unnamed}")
+    refused = [c for c in header if set(c) & set(DELTA_FORBIDDEN)]
+    if refused:
+        rule = "no space, tab, newline or any of ',;{}()='"
+        problems.append(f"column names that Delta refuses ({rule}): {_names(refused)}")
+    seen: dict[str, str] = {}
+    for column in dict.fromkeys(c for c in header if c != ""):
+        first = seen.setdefault(column.lower(), column)
+        if first != column:
+            problems.append(f"duplicate column {column} (same as {first}: column names are case-insensitive)")
+    problems += [f"duplicate column {c}" for c in dict.fromkeys(header) if c != "" and header.count(c) > 1]
+    clashes = [c for c in header if c.lower() in PROVENANCE_COLUMNS]
+    if clashes:
+        problems.append(f"columns {clashes} clash with the provenance columns {list(PROVENANCE_COLUMNS)}")
+    unexpected = [c for c in dict.fromkeys(header) if c not in declared and c not in clashes and c != ""]
+    if unexpected:
+        problems.append(
+            f"unexpected columns {_names(unexpected)}; {source} files have {declared} "
+            "(a brand keeps more through extra_columns in its config)"
+        )
+    return "; ".join(problems) or None
 
 
 def ingest_source(
-    spark: SparkSession, root: str | Path, landing: str | Path, source: str, batch_id: str | None = None
+    spark: SparkSession,
+    root: str | Path,
+    landing: str | Path,
+    source: str,
+    batch_id: str | None = None,
+    extra_columns: Iterable[str] = (),
 ) -> IngestReport:
-    """Append the new files of ``landing/<source>/`` to bronze; quarantine unreadable ones whole."""
+    """Append the new files of ``landing/<source>/`` to bronze; quarantine the others whole, with the reason.
+
+    ``extra_columns`` are the columns allowed beyond the source's declared ones (for sales, the brands'
+    measures; for every source, the brands' ``extra_columns``). Any failure of one file, whatever its
+    cause, quarantines that file and the others flow on.
+    """
     if source not in REQUIRED_COLUMNS:
         raise ValueError(f"unknown source {source!r}; choose one of {sorted(REQUIRED_COLUMNS)}")
     batch_id = batch_id or uuid.uuid4().hex[:12]
+    extra_columns = list(extra_columns)
     report = IngestReport(source=source)
     bronze = BRONZE[source]
-    known = _known_hashes(spark, root, bronze)
+    known, refused = _known_hashes(spark, root, bronze), _refused_hashes(spark, root, bronze)
     quarantine_rows = []
     folder = Path(landing) / source
-    for path in sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []:
-        digest, problem = scan_file(path)
-        if digest in known:
-            report.files_skipped.append(path.name)
-            continue
-        if path.suffix not in READERS:
-            problem = f"unsupported file type {path.suffix or '<none>'!r}; landing files are .csv or .parquet"
-        problem = problem or header_problem(path, REQUIRED_COLUMNS[source])
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        digest, rows = None, 0
+        try:
+            digest, problem = scan_file(path)
+            if digest in known or digest in refused:
+                (report.files_skipped if digest in known else report.files_quarantined_before).append(path.name)
+                continue
+            if problem is None and path.suffix not in READERS:
+                problem = f"unsupported file type {path.suffix or '<none>'!r}; landing files are .csv or .parquet"
+            if problem is None:
+                header = read_header(path)
+                problem = column_problems(header, source, extra_columns)
+            if problem is None:
+                rows = _append(spark, root, bronze, path, header, digest, batch_id)
+        except LandingFileError as exc:
+            problem = str(exc)
+        except Exception as exc:  # one file's failure quarantines that file, never the run
+            problem = f"could not be ingested: {_describe(exc)}"
         if problem is not None:
             report.files_quarantined[path.name] = problem
-            quarantine_rows.append((bronze.name, path.name, None, 1, "parse", problem, batch_id, _now()))
+            record = json.dumps({"content_hash": digest})
+            quarantine_rows.append((bronze.name, path.name, record, 1, FILE_CHECK, problem, batch_id, _now()))
+            if digest is not None:  # None: the file could not even be hashed; it is tried again next run
+                refused.add(digest)
             continue
-        frame = READERS[path.suffix](spark, str(path))
-        frame = frame.select(
-            *[F.col(c).cast("string") for c in frame.columns],  # raw strings; silver types them
-            F.lit(path.name).alias("_source_file"),
-            F.lit(digest).alias("_content_hash"),
-            F.lit(_now()).alias("_ingest_time"),
-            F.lit(batch_id).alias("_batch_id"),
-        )
-        frame.write.format("delta").mode("append").option("mergeSchema", "true").save(bronze.path(root))
-        rows = int(bronze.latest_commit(spark, root)["operationMetrics"]["numOutputRows"])  # no second scan
         report.files_ingested.append(path.name)
         report.rows_in += rows
         report.rows_written += rows
@@ -131,10 +231,139 @@ def ingest_source(
     return report
 
 
+def _append(
+    spark: SparkSession, root: str | Path, bronze: Table, path: Path, header: list[str], digest: str, batch_id: str
+) -> int:
+    """Append one checked file to bronze as raw strings plus provenance; returns the rows written."""
+    # Spark cannot read nanosecond timestamps (pandas writes them): read those as nanoseconds since the epoch
+    nanos = _nanosecond_timestamps(path) if path.suffix == ".parquet" else set()
+    with _sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if nanos else nullcontext():
+        frame = READERS[path.suffix](spark, str(path))
+        if path.suffix == ".csv":
+            if len(frame.columns) != len(header):
+                raise LandingFileError(f"Spark reads {len(frame.columns)} columns, the header row has {len(header)}")
+            frame = frame.toDF(*header)  # the names as the header check read them (no byte-order mark)
+        elif sorted(c.lower() for c in frame.columns) != sorted(c.lower() for c in header):
+            raise LandingFileError(f"Spark reads the columns {_names(frame.columns)}, the schema has {_names(header)}")
+        frame = frame.select(
+            *[_raw_string(f, f.name in nanos) for f in frame.schema.fields],  # raw strings; silver types them
+            F.lit(path.name).alias("_source_file"),
+            F.lit(digest).alias("_content_hash"),
+            F.lit(_now()).alias("_ingest_time"),
+            F.lit(batch_id).alias("_batch_id"),
+        )
+        frame.write.format("delta").mode("append").option("mergeSchema", "true").save(bronze.path(root))
+    return int(bronze.latest_commit(spark, root)["operationMetrics"]["numOutputRows"])  # no second scan
+
+
+def _raw_string(column: StructField, nanos: bool = False) -> Column:
+    """A column as raw strings: dates (and timestamps at midnight) as ``yyyy-MM-dd``, as silver parses them.
+
+    ``nanos``: a nanosecond timestamp read as nanoseconds since the epoch (as UTC wall-clock time).
+    """
+    value = F.col("`" + column.name.replace("`", "``") + "`")
+    if nanos:
+        midnight = F.pmod(value, F.lit(NANOS_PER_DAY)) == 0
+        day = F.date_from_unix_date(F.floor(value / NANOS_PER_DAY).cast("int"))
+        clock = F.date_format(F.timestamp_micros(F.floor(value / 1000)), "yyyy-MM-dd HH:mm:ss.SSSSSS")
+        text = F.when(midnight, F.date_format(day, "yyyy-MM-dd")).otherwise(clock)
+    elif isinstance(column.dataType, DateType):
+        text = F.date_format(value, "yyyy-MM-dd")
+    elif isinstance(column.dataType, TimestampType | TimestampNTZType):
+        midnight = F.date_format(value, "HH:mm:ss.SSSSSS") == "00:00:00.000000"
+        text = F.when(midnight, F.date_format(value, "yyyy-MM-dd")).otherwise(value.cast("string"))
+    else:
+        text = value.cast("string")
+    return text.alias(column.name)
+
+
+def _parquet_schema(path: Path) -> pa.Schema:
+    """The Arrow schema of a Parquet file or folder; ``LandingFileError`` when it is not Parquet."""
+    try:
+        return pq.ParquetDataset(str(path)).schema if path.is_dir() else pq.read_schema(path)
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for non-Parquet bytes
+        raise LandingFileError(f"not a Parquet file: {exc}") from exc
+
+
+def _nanosecond_timestamps(path: Path) -> set[str]:
+    return {f.name for f in _parquet_schema(path) if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+
+
+@contextmanager
+def _sql_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """``key`` set to ``value`` for the block, then restored."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def _undecodable(decoder: codecs.IncrementalDecoder, chunk: bytes, offset: int, final: bool = False) -> str | None:
+    """Why ``chunk`` (at byte ``offset`` of the file) is not UTF-8, or None; ``final`` at the end of the file."""
+    pending = len(decoder.getstate()[0])  # bytes of a character begun in the previous chunk
+    try:
+        decoder.decode(chunk, final)
+    except UnicodeDecodeError as exc:
+        at = offset - pending + exc.start
+        if final:
+            return f"not a UTF-8 CSV file: it ends inside a character at byte {at} (truncated?)"
+        return f"not a UTF-8 CSV file: {exc.reason} at byte {at}"
+    return None
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _bounded_lines(handle: TextIO, limit: int) -> Iterator[str]:
+    """The handle's lines while at most ``limit`` characters are read; past that, ``LandingFileError``."""
+    left = limit
+    while line := handle.readline(left + 1):
+        left -= len(line)
+        if left < 0:
+            raise LandingFileError(f"header row longer than {limit // 1024} KB; is this a CSV file with a header?")
+        yield line
+
+
+def _names(columns: list[str], most: int = 20) -> str:
+    """Column names for a reason: all of them, or the first ``most`` and how many more."""
+    shown = ", ".join(repr(c[:80]) for c in columns[:most])
+    return f"[{shown}{f', ... {len(columns) - most} more' if len(columns) > most else ''}]"
+
+
+def _describe(exc: Exception) -> str:
+    """An exception in one line for a quarantine reason (Spark's messages run to a JVM stack trace)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first[:500]}"
+
+
 def _known_hashes(spark: SparkSession, root: str | Path, bronze: Table) -> set[str]:
     if not bronze.exists(spark, root):
         return set()
     return {r[0] for r in bronze.load(spark, root).select("_content_hash").distinct().collect()}
+
+
+def _refused_hashes(spark: SparkSession, root: str | Path, bronze: Table) -> set[str]:
+    """Content hashes of the files of this source already quarantined whole."""
+    if not QUARANTINE.exists(spark, root):
+        return set()
+    rows = (
+        QUARANTINE.load(spark, root)
+        .where((F.col("table") == bronze.name) & (F.col("check") == FILE_CHECK))
+        .select(F.get_json_object("record", "$.content_hash"))
+        .distinct()
+        .collect()
+    )
+    return {r[0] for r in rows if r[0]}
 
 
 def _now() -> dt.datetime:

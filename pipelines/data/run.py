@@ -80,13 +80,17 @@ def run_pipeline(
     QUARANTINE.ensure(spark, root)
 
     clock = time.perf_counter()
+    kept = sorted({c for b in brands.values() for c in b.extra_columns})  # columns a brand declares beyond ours
+    measures = sorted({m for b in brands.values() for m in b.measures})
     for source in INGESTED_SOURCES:
         if (Path(landing) / source).is_dir():
-            ingested = ingest_source(spark, root, landing, source, batch_id)
+            extra = [*measures, *kept] if source == "sales" else kept
+            ingested = ingest_source(spark, root, landing, source, batch_id, extra_columns=extra)
             report.ingest.append(ingested)
             progress(
                 f"ingest {source}: {len(ingested.files_ingested)} new files, {ingested.rows_written:,} rows, "
-                f"{len(ingested.files_skipped)} already in bronze, {len(ingested.files_quarantined)} quarantined"
+                f"{len(ingested.files_skipped)} already in bronze, {len(ingested.files_quarantined)} quarantined, "
+                f"{len(ingested.files_quarantined_before)} quarantined before"
             )
     report.seconds["ingest"] = time.perf_counter() - clock
     report.run_key = run_key(spark, root, as_of)

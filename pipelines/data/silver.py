@@ -24,6 +24,7 @@ import great_expectations.expectations as gxe
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from pipelines import names
 from pipelines.config import BrandConfig
 from pipelines.data.quality import Check
 from pipelines.tables import BRONZE, LIFT_TESTS, WEEKLY_CONTROLS, WEEKLY_SALES, WEEKLY_SPEND, Table, write_quarantine
@@ -70,6 +71,11 @@ def long_records(
 ) -> DataFrame:
     """Bronze as one record per row: record key, ``raw_value``, mapped ``item`` (null if unknown), provenance."""
     raw = source.bronze.load(spark, root)
+    raw = raw.withColumn("brand", names.normalise_column("brand", "brand")).withColumn(
+        "market", names.normalise_column("market", "market")
+    )
+    if source is not SALES:  # the raw channel or control name; sales measures are column names
+        raw = raw.withColumn(source.item, names.normalise_column(source.item))
     provenance = ["_source_file", "_ingest_time"]
     if source is SALES:
         measures = sorted({m for b in brands.values() for m in b.measures} & set(raw.columns))
@@ -110,6 +116,17 @@ def row_rules(source: SilverSource, today: dt.date) -> list[RowRule]:
     """The record rules for one source, in the order they are applied (a record fails on its first)."""
     item, value = source.item, source.value
     rules = [
+        RowRule(
+            "valid_names",
+            ~F.col("names_ok"),
+            F.concat(
+                F.lit("a name is not valid ("),
+                F.lit(names.VALUE_RULE),
+                F.lit("): "),
+                F.to_json(F.struct("brand", "market", item)),
+            ),
+            gxe.ExpectColumnValuesToBeInSet(column="names_ok", value_set=[True]),
+        ),
         RowRule(
             "parse_date",
             F.col("day").isNull(),
@@ -184,8 +201,13 @@ def weekly_checks(source: SilverSource, brands: dict[str, BrandConfig], today: d
 def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> DataFrame:
     """Records with ``day``, ``amount`` and the first failed rule (``_check``, ``_reason``; null when all pass)."""
     amount = F.col("raw_value").try_cast("double")
-    typed = records.withColumn("day", F.try_to_date("date", "yyyy-MM-dd")).withColumn(
-        "amount", F.when(F.isnan(amount), None).otherwise(amount)
+    names_ok = F.coalesce(
+        names.valid_column("brand") & names.valid_column("market") & names.valid_column(source.item), F.lit(True)
+    )  # a missing name is not a bad name: the known_<item> rule reports it
+    typed = (
+        records.withColumn("day", F.try_to_date("date", "yyyy-MM-dd"))
+        .withColumn("amount", F.when(F.isnan(amount), None).otherwise(amount))
+        .withColumn("names_ok", names_ok)
     )
     failed, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
     for rule in reversed(row_rules(source, today)):
@@ -296,6 +318,11 @@ def build_lift_tests(
         "brand string, _raw_channel string, _channel string",
     )
     raw = bronze.load(spark, root)
+    raw = (
+        raw.withColumn("brand", names.normalise_column("brand", "brand"))
+        .withColumn("market", names.normalise_column("market", "market"))
+        .withColumn("channel", names.normalise_column("channel"))
+    )
     typed = raw.join(
         F.broadcast(mapping), (raw["brand"] == mapping["brand"]) & (raw["channel"] == mapping["_raw_channel"]), "left"
     ).select(
@@ -313,7 +340,13 @@ def build_lift_tests(
     numbers_missing = F.lit(False)
     for column in LIFT_TEST_NUMBERS:
         numbers_missing = numbers_missing | F.col(column).isNull() | F.isnan(column)
+    names_ok = names.valid_column("brand") & names.valid_column("market")
     rules = [
+        (
+            "valid_names",
+            ~F.coalesce(names_ok, F.lit(False)),
+            f"brand or market is not a valid name ({names.VALUE_RULE})",
+        ),
         ("parse_dates", F.col("start").isNull() | F.col("end").isNull(), "start or end is not a yyyy-MM-dd date"),
         ("end_after_start", F.col("end") < F.col("start"), "the test ends before it starts"),
         ("numbers_not_null", numbers_missing, "spend_delta, lift or lift_se is missing or not a number"),

@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from mmm_models.simulator import SimulationConfig, simulate_lift_tests, simulate_market
 from pipelines.config import BrandConfig, QualityLimits
-from pipelines.data.ingest import REQUIRED_COLUMNS
 
-LIFT_TEST_COLUMNS = REQUIRED_COLUMNS["lift_tests"]
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+from pipelines.names import safe_path
 
 BAD_INPUTS = (
     "negative_spend",
@@ -66,6 +65,12 @@ def generate_raw_landing(
     folder: str | Path, config: RawDataConfig | None = None, inject: tuple[str, ...] = ()
 ) -> RawLanding:
     """Write raw spend, sales and control files under ``folder``; returns the truth behind them."""
+    import numpy as np  # here, not at the top: `mmm --help` imports this module for BAD_INPUTS
+    import pandas as pd
+
+    from mmm_models.simulator import SimulationConfig, simulate_lift_tests, simulate_market
+    from pipelines.data.ingest import REQUIRED_COLUMNS
+
     config = config or RawDataConfig()
     unknown = sorted(set(inject) - set(BAD_INPUTS))
     if unknown:
@@ -107,13 +112,13 @@ def generate_raw_landing(
         sales = pd.DataFrame(sales_rows, columns=["date", "brand", "market", "revenue"])
         controls = pd.DataFrame(control_rows, columns=["date", "brand", "market", "control", "value"])
         spend, sales = _inject(spend, sales, inject, brand, rng) if inject and b == 0 else (spend, sales)
-        spend.to_csv(folder / "spend" / f"{brand}_batch1.csv", index=False)
-        sales.to_csv(folder / "sales" / f"{brand}_batch1.csv", index=False)
-        controls.to_csv(folder / "controls" / f"{brand}_batch1.csv", index=False)
+        spend.to_csv(safe_path(folder / "spend", f"{brand}_batch1.csv"), index=False)
+        sales.to_csv(safe_path(folder / "sales", f"{brand}_batch1.csv"), index=False)
+        controls.to_csv(safe_path(folder / "controls", f"{brand}_batch1.csv"), index=False)
     if "missing_column" in inject:
         first = next(iter(config.markets))
-        pd.read_csv(folder / "spend" / f"{first}_batch1.csv").drop(columns="spend").head(50).to_csv(
-            folder / "spend" / f"{first}_missing_column.csv", index=False
+        pd.read_csv(safe_path(folder / "spend", f"{first}_batch1.csv")).drop(columns="spend").head(50).to_csv(
+            safe_path(folder / "spend", f"{first}_missing_column.csv"), index=False
         )
     if "not_csv" in inject:
         (folder / "spend" / "corrupt.csv").write_bytes(bytes(range(256)) * 8)
@@ -123,7 +128,8 @@ def generate_raw_landing(
     if tests is not None:
         for brand, rows in tests.groupby("brand"):
             landing = rows.assign(start=rows["start"].dt.date.astype(str), end=rows["end"].dt.date.astype(str))
-            landing[LIFT_TEST_COLUMNS].to_csv(folder / "lift_tests" / f"{brand}_lift_tests.csv", index=False)
+            path = safe_path(folder / "lift_tests", f"{brand}_lift_tests.csv")
+            landing[REQUIRED_COLUMNS["lift_tests"]].to_csv(path, index=False)
     return RawLanding(folder=folder, weekly=weekly, roas=roas, lift_tests=tests)
 
 
@@ -131,6 +137,9 @@ def _inject(
     spend: pd.DataFrame, sales: pd.DataFrame, inject: tuple[str, ...], brand: str, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Bad rows in the first brand's files; each kind touches a known place so tests can find it."""
+    import numpy as np
+    import pandas as pd
+
     spend = spend.copy()
     spend["date"] = spend["date"].astype(object)
     if "negative_spend" in inject:

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from mmm_models.optimizer import OptimizationError
 from pipelines.config import BrandConfig, PlatformConfig
 from pipelines.data.model_input import read_market_frames
+from pipelines.names import model_name
 from pipelines.recommend.budget import (
     FAILED,
     NO_CHAMPION,
@@ -35,7 +36,7 @@ from pipelines.recommend.budget import (
     success_rows,
     unavailable_rows,
 )
-from pipelines.registry.store import RegistryStore, model_name
+from pipelines.registry.store import RegistryStore
 from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS, MODEL_RUNS, MissingTableError
 
 VALUES = [
@@ -165,7 +166,7 @@ def _market(
             return unavailable_rows(config.channels, NO_CHAMPION, why, budget, current, (name, None))
         if spend is None:
             raise OptimizationError("no weeks of spend in gold/model_input up to the run date")
-        model = store.load_run_model(store.version_run_id(name, version))
+        model = store.load_run_model(store.market_run_id(name, version, brand, market))
         recommendation = recommend_budget(model, spend, budget, platform.recommend.max_draws)
         return success_rows(recommendation, budget, (name, version))
     except Exception as exc:  # one bad market never stops the others: its rows say what happened

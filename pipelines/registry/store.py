@@ -4,7 +4,13 @@ registry's aliases, a run's saved model, and retries.
 Local default: a SQLite tracking and registry store and an artifact folder under the project's
 ``outputs/``. Several workers write to that store at once, and SQLite answers "database is locked"
 under contention; remote servers have their own hiccups. Every call therefore goes through
-``with_retries``: exponential backoff with jitter, on errors that can be transient.
+``with_retries`` (tenacity): exponential backoff with jitter up to an overall deadline, on transient
+errors only (connection errors and timeouts, HTTP 429 and 5xx, "database is locked"); a permanent
+error (a missing resource, an invalid name) raises at once.
+
+Credentials never sit in a URI: ``from_settings`` refuses one with a password (MLflow reads
+``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` or a Databricks profile from the
+environment), and ``redact`` masks any that slips through before a URI is printed.
 
 No other module builds an MLflow client or sets MLflow's URIs: the driver builds a ``RegistryStore``
 from the platform's ``MlflowSettings``; a Spark worker rebuilds it from the plain URIs of its
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +30,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
 
 from pipelines.config import PROJECT_ROOT, MlflowSettings
 
@@ -39,31 +55,144 @@ T = TypeVar("T")
 RUN_MODEL_ARTIFACT = "outputs/model"  # where the training job logs the saved mmm_models model of a run
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import OperationalError
-
-    return (MlflowException, OperationalError, OSError)
-
-
-def with_retries(call: Callable[[], T], what: str, attempts: int = 6, base_delay: float = 0.5) -> T:
-    """``call()``; on a transient error wait 0.5, 1, 2, 4... s (with jitter) and try again."""
-    transient = _transient_errors()
-    for attempt in range(attempts):
-        try:
-            return call()
-        except transient as exc:
-            if attempt == attempts - 1:
-                raise
-            delay = base_delay * 2**attempt * (1 + 0.25 * random.random())
-            log.warning("%s failed (%s); retry %d/%d in %.1f s", what, exc, attempt + 1, attempts - 1, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+# MLflow error codes worth another try: the server (or the SQL store behind it) is busy, overloaded or
+# briefly broken (MLflow's SQL store reports a SQLAlchemy OperationalError as TEMPORARILY_UNAVAILABLE).
+TRANSIENT_ERROR_CODES = frozenset(
+    {"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
+)
+# 5xx codes that a retry cannot fix.
+PERMANENT_5XX_CODES = frozenset({"NOT_IMPLEMENTED", "INVALID_STATE", "DATA_LOSS"})
+# MLflow's REST client on a server answer that is not JSON (a proxy's 502, say): a bare INTERNAL_ERROR.
+_HTTP_STATUS_MESSAGE = re.compile(r"failed with error code (\d{3}) != ")
+DEFAULT_DEADLINE_S = 60.0
 
 
-def model_name(prefix: str, brand: str, market: str) -> str:
-    """Registered model name for one brand x market (Unity Catalog adds catalog.schema. in front)."""
-    return f"{prefix}_{brand}_{market}".lower().replace("-", "_").replace(" ", "_")
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    import urllib3
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.RetryError,  # the REST client's own retries on 429/5xx ran out
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def _transient_status(status: int, error_code: str | None = None) -> bool:
+    return (status == 429 or status >= 500) and status != 501 and error_code not in PERMANENT_5XX_CODES
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` can clear by itself, so that trying again makes sense.
+
+    Transient: connection errors and timeouts (requests, urllib3, the built-in ones), "database is locked"
+    (SQLite under contention, as SQLAlchemy's OperationalError or MLflow's wrap of it), a server's HTTP 429 or
+    5xx (``RestException``, or MLflow's error on a non-JSON answer), and the MLflow codes TEMPORARILY_UNAVAILABLE,
+    RESOURCE_EXHAUSTED, REQUEST_LIMIT_EXCEEDED and DEADLINE_EXCEEDED. MLflow raises a bare INTERNAL_ERROR for
+    local faults too (a model it cannot find, a bad argument), so that one counts as transient only when raised
+    while handling a connection error, or when it reports a server's 5xx. Anything else is permanent.
+    """
+    from mlflow.exceptions import MlflowException, RestException
+
+    connection = _connection_errors()
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if "database is locked" in str(error):
+            return True
+        if isinstance(error, RestException):  # the server's answer
+            return error.error_code in TRANSIENT_ERROR_CODES or _transient_status(
+                error.get_http_status_code(), error.error_code
+            )
+        if isinstance(error, MlflowException) and error.error_code != "INTERNAL_ERROR":
+            return error.error_code in TRANSIENT_ERROR_CODES or _transient_status(
+                error.get_http_status_code(), error.error_code
+            )
+        if isinstance(error, MlflowException):  # a bare INTERNAL_ERROR: the server's status, or what it wraps
+            if (status := _HTTP_STATUS_MESSAGE.search(error.message)) and _transient_status(int(status[1])):
+                return True
+            error = error.__cause__ or error.__context__  # MLflow's REST client wraps without ``from``
+            continue
+        if isinstance(error, connection):
+            return True
+        if getattr(error, "connection_invalidated", False):  # SQLAlchemy: the database connection dropped
+            return True
+        error = error.__cause__
+    return False
+
+
+def with_retries(
+    call: Callable[[], T],
+    what: str,
+    deadline: float = DEFAULT_DEADLINE_S,
+    base_delay: float = 0.5,
+    max_delay: float = 10.0,
+) -> T:
+    """``call()``; on a transient error wait about 0.5, 1, 2, 4... s (at most ``max_delay``, plus jitter) and try
+    again, until it succeeds or the next wait would pass ``deadline`` seconds since the first try; then the last
+    error is raised. A permanent error (see ``is_transient``) is raised at once.
+    """
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s failed (%s); retry %d in %.1f s", what, error, state.attempt_number, wait)
+
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_before_delay(deadline),
+        wait=wait_exponential(multiplier=base_delay, max=max_delay) + wait_random(0, base_delay),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    return retrying(call)
+
+
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "signature", "sig", "credential")
+
+
+def _has_password(uri: str) -> bool:
+    try:
+        return urlsplit(uri).password is not None
+    except ValueError:  # not a URL (a bad port, say): nothing to find
+        return False
+
+
+def refuse_credentials(uri: str, where: str = "the MLflow URI") -> None:
+    """Raise ``ValueError`` if ``uri`` carries a password (``https://user:secret@host``, ``postgresql://u:pw@h/db``)."""
+    if _has_password(uri):
+        raise ValueError(
+            f"{where} ({redact(uri)}) contains a password. Keep credentials out of the configuration: give the "
+            "URI without them and set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "in the environment (PGPASSWORD or ~/.pgpass for a PostgreSQL store), or on Databricks read them from a "
+            "secret scope (dbutils.secrets) into those variables."
+        )
+
+
+def redact(uri: str) -> str:
+    """``uri`` fit to print: a password in it, and query values that look secret (``token=``...), shown as ``***``."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(any(word in k.lower() for word in SECRET_QUERY_KEYS) for k, _ in pairs):
+            masked = [(k, "***" if any(w in k.lower() for w in SECRET_QUERY_KEYS) else v) for k, v in pairs]
+            query = urlencode(masked, safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 @dataclass(frozen=True)
@@ -87,6 +216,8 @@ class RegistryStore:
                 return f"sqlite:///{(base / uri.removeprefix('sqlite:///')).resolve()}"
             return uri
 
+        for field in ("tracking_uri", "registry_uri", "artifact_location"):
+            refuse_credentials(getattr(settings, field) or "", f"mlflow.{field}")
         tracking = absolute(settings.tracking_uri)
         registry = absolute(settings.registry_uri) if settings.registry_uri else tracking
         artifacts = settings.artifact_location
@@ -173,17 +304,53 @@ class RegistryStore:
     def register_pyfunc(self, run_id: str, name: str, **log_model_args: Any) -> str:
         """Log a pyfunc model as artifact ``model`` of run ``run_id`` and register it as a new version of ``name``.
 
-        ``log_model_args`` go to ``mlflow.pyfunc.log_model``. MLflow's fluent API reads the global URIs,
-        so they are set for this call only. Returns the new version.
+        ``log_model_args`` go to ``mlflow.pyfunc.log_model``. Give ``python_model`` as the path of a code file
+        that calls ``mlflow.models.set_model`` ("models from code", e.g. ``MarketModel.code_path()``): then
+        nothing is pickled, and loading the model never unpickles. (A ``PythonModel`` instance is still taken,
+        and cloudpickled, for throwaway models.) MLflow's fluent API reads the global URIs, so they are set for
+        this call only. Returns the new version.
+
+        Registering is not idempotent, so the steps are retried apart: the log (a retry at worst leaves an
+        unregistered logged model behind), the registered model (created unless it exists), then the version,
+        where a retry first looks for a version of ``name`` from this run (the failed try may have created it
+        and lost the answer) and creates one only when there is none.
         """
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         def log_model():
             with _global_uris(self.tracking_uri, self.registry_uri), mlflow.start_run(run_id=run_id):
-                return mlflow.pyfunc.log_model(name="model", registered_model_name=name, **log_model_args)
+                return mlflow.pyfunc.log_model(name="model", **log_model_args)
 
-        info = with_retries(log_model, f"log and register {name}")
-        return str(info.registered_model_version)
+        info = with_retries(log_model, f"log model {name}")
+
+        def ensure_model() -> None:
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                    raise
+
+        with_retries(ensure_model, f"create registered model {name}")
+        tries = 0
+
+        def create_version() -> str:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and (existing := self._run_version(name, run_id)) is not None:
+                return existing
+            # MLflow's SQL registry resolves ``models:/<id>`` through the global tracking URI
+            with _global_uris(self.tracking_uri, self.registry_uri):
+                created = self.client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id)
+            return str(created.version)
+
+        return with_retries(create_version, f"register {name}")
+
+    def _run_version(self, name: str, run_id: str) -> str | None:
+        """The newest version of ``name`` from run ``run_id``, if any (by run only: Unity Catalog takes one filter)."""
+        found = self.client.search_model_versions(f"run_id = '{run_id}'")
+        versions = [int(v.version) for v in found if v.name == name]
+        return str(max(versions)) if versions else None
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -194,6 +361,18 @@ class RegistryStore:
     def version_run_id(self, name: str, version: str) -> str:
         """The MLflow run that registered ``version`` of ``name``."""
         return with_retries(lambda: self.client.get_model_version(name, version).run_id, f"get the run of {name}")
+
+    def market_run_id(self, name: str, version: str, brand: str, market: str) -> str:
+        """The run behind ``version`` of ``name``, once its ``brand``/``market`` tags say it models that market.
+
+        A version whose tags name another market (a name collision, a hand-made alias) is refused, so
+        monitoring and recommendations never act on another market's model.
+        """
+        found = with_retries(lambda: self.client.get_model_version(name, version), f"get {name} v{version}")
+        tagged = ((found.tags or {}).get("brand"), (found.tags or {}).get("market"))
+        if tagged != (brand, market):
+            raise ValueError(f"{name} v{version} is tagged {tagged[0]}/{tagged[1]}, not {brand}/{market}: not used")
+        return found.run_id
 
     def alias_version(self, name: str, alias: str) -> str | None:
         """The version behind ``alias`` of registered model ``name``; None when the model or the alias is missing.

@@ -35,3 +35,6 @@ class TrainJob:
     gate: dict  # GateSettings dump
     overrides: dict[str, dict] = field(default_factory=dict)  # "brand/market" -> {"training": {...}, "gate": {...}}
     lift_tests: dict[str, list[dict]] = field(default_factory=dict)  # "brand/market" -> silver lift tests, ISO dates
+    # TEST HOOK only: the driver's MMM_TEST_FAULT, carried to the fit processes (a Spark session's workers
+    # keep the environment of its start); see ``pipelines.training.worker.inject_test_fault``. Empty in production.
+    test_fault: str = ""

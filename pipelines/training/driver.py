@@ -5,11 +5,17 @@ that ``market_status`` lets through) comes back as one status row. A progress th
 market as its child run finishes. The rows go to ``models/model_runs`` and the per-channel posterior
 summaries to ``models/posterior_summaries``, both keyed by the training run, so a rerun adds its own
 rows and never duplicates another run's.
+
+The status rows (one per market, small) are collected to the driver as soon as the stage ends and the
+tables are written from there, so they never live only in an executor's blocks, which a lost executor
+would take along. Whatever fails on the way, the parent run ends FAILED, never RUNNING.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import subprocess
 import threading
 import time
@@ -23,10 +29,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import PROJECT_ROOT, BrandConfig, PlatformConfig
-from pipelines.registry.store import RegistryStore
+from pipelines.registry.store import RegistryStore, with_retries
 from pipelines.tables import LIFT_TESTS, MARKET_STATUS, MODEL_INPUT, MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training.contract import RESULT_SCHEMA, TrainJob
-from pipelines.training.worker import fit_group_function
+from pipelines.training.worker import TEST_FAULT_VARIABLE, fit_group_function
+
+log = logging.getLogger(__name__)
 
 SUMMARY_TYPE = "array<struct<channel:string,metric:string,mean:double,sd:double,hdi_low:double,hdi_high:double>>"
 
@@ -88,17 +96,21 @@ def code_version() -> str:
 def modelling_input(
     spark: SparkSession, root: str | Path, markets: list[str] | None = None
 ) -> tuple[DataFrame, list[str]]:
-    """``model_input`` rows of the markets that ``market_status`` includes (optionally only ``brand/market`` names)."""
+    """``model_input`` rows of the markets that ``market_status`` includes (optionally only ``brand/market`` names).
+
+    Returns the rows and the markets' ``brand/market`` names (for people and progress lines; the rows
+    are selected by the (brand, market) pairs themselves, never by splitting those names).
+    """
     status = MARKET_STATUS.load(spark, root)
-    included = sorted(f"{r.brand}/{r.market}" for r in status.filter("status = 'included'").collect())
+    pairs = {f"{r.brand}/{r.market}": (r.brand, r.market) for r in status.filter("status = 'included'").collect()}
     if markets:
-        unknown = sorted(set(markets) - set(included))
+        unknown = sorted(set(markets) - set(pairs))
         if unknown:
-            raise ValueError(f"not modelled this run (excluded or unknown): {unknown}; included: {included}")
-        included = sorted(markets)
-    frame = MODEL_INPUT.load(spark, root)
-    keys = spark.createDataFrame([tuple(m.split("/", 1)) for m in included], "brand string, market string")
-    return frame.join(F.broadcast(keys), ["brand", "market"]), included
+            raise ValueError(f"not modelled this run (excluded or unknown): {unknown}; included: {sorted(pairs)}")
+        pairs = {name: pairs[name] for name in markets}
+    included = sorted(pairs)
+    keys = spark.createDataFrame([pairs[name] for name in included], "brand string, market string")
+    return MODEL_INPUT.load(spark, root).join(F.broadcast(keys), ["brand", "market"]), included
 
 
 def market_lift_tests(spark: SparkSession, root: str | Path, markets: list[str]) -> dict[str, list[dict]]:
@@ -139,6 +151,28 @@ def train(
     input_version = MODEL_INPUT.data_version(spark, root)
     tags = {"job": "train", "run_date": str(as_of), "input_version": str(input_version)}
     parent = store.create_run(experiment_id, f"train {as_of}", tags)
+    try:
+        opened = _Opened(store, experiment_id, parent, input_version, start)
+        return _train_under(spark, root, brands, platform, as_of, progress, opened, frame, included, overrides)
+    except BaseException as exc:  # the parent run ends FAILED, never RUNNING; the error still raises
+        _end_failed(store, parent, exc)
+        raise
+
+
+def _train_under(
+    spark: SparkSession,
+    root: str | Path,
+    brands: dict[str, BrandConfig],
+    platform: PlatformConfig,
+    as_of: dt.date,
+    progress: Callable[[str], None],
+    opened: _Opened,
+    frame: DataFrame,
+    included: list[str],
+    overrides: dict[str, dict] | None,
+) -> TrainReport:
+    """``train`` once its parent run is open: fit, write the tables, log and end the parent run."""
+    store, experiment_id, parent = opened.store, opened.experiment_id, opened.run_id
     params = {"markets": len(included), **platform.training.model_dump(), **platform.gate.model_dump()}
     store.log_batch(parent, params=params)
     job = TrainJob(
@@ -155,6 +189,7 @@ def train(
         gate=platform.gate.model_dump(),
         overrides=overrides or {},
         lift_tests=market_lift_tests(spark, root, included),
+        test_fault=os.environ.get(TEST_FAULT_VARIABLE, ""),  # test hook; unset in production
     )
     unit = platform.training.unit
     groups = sorted({m.split("/", 1)[0] for m in included}) if unit == "brand" else included
@@ -168,24 +203,47 @@ def train(
         # one shuffle partition per model, never coalesced: models spread over every core
         spark.conf.set("spark.sql.shuffle.partitions", str(max(len(groups), 1)))
         spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
-        results = (
+        collected = (
             frame.groupBy(*(["brand"] if unit == "brand" else ["brand", "market"]))
             .applyInPandas(fit_group_function(job), RESULT_SCHEMA)
-            .localCheckpoint(eager=True)
+            .collect()  # one small row per market, now on the driver: no executor holds the only copy
         )
     finally:
         for key, value in saved.items():
             spark.conf.set(key, value)
         watcher.stop()
-    results = results.withColumn("input_version", F.lit(input_version).cast("long"))
+    results = spark.createDataFrame(collected, RESULT_SCHEMA)
+    results = results.withColumn("input_version", F.lit(opened.input_version).cast("long"))
     _write_tables(spark, root, results)
     runs = results.drop("summaries").toPandas()  # one row per market
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - opened.start
     counts = runs["status"].value_counts().to_dict()
     metrics = {f"markets_{s}": counts.get(s, 0) for s in ("success", "rejected", "failed")}
     store.log_batch(parent, metrics={**metrics, "wall_s": wall})
     store.terminate(parent, "FINISHED" if not counts.get("failed") else "FAILED")
     return TrainReport(parent, runs, wall)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A training job's store, experiment and open parent run."""
+
+    store: RegistryStore
+    experiment_id: str
+    run_id: str
+    input_version: int
+    start: float  # perf_counter at the job's start
+
+
+def _end_failed(store: RegistryStore, parent: str, error: BaseException) -> None:
+    """End the parent run FAILED with the error as a tag; a store that fails here is logged, not raised
+    (the error that brought the run down is the one to see)."""
+    try:
+        message = f"{type(error).__name__}: {error}"[:5000]
+        with_retries(lambda: store.client.set_tag(parent, "error", message), "tag the failed training run")
+        store.terminate(parent, "FAILED")
+    except Exception:
+        log.exception("could not end training run %s as FAILED", parent)
 
 
 def previous_training(

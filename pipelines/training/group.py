@@ -4,13 +4,15 @@ Returns one status row per market of the group (a group is one market, or with t
 brand's markets): ``success`` (fitted, registered, gate passed), ``rejected`` (fitted and registered,
 but the gate failed: the version gets no alias) or ``failed`` (with the error). An exception never
 escapes, so one bad market never stops the others.
+
+Runs in the Spark worker's fit process (``pipelines.training.worker``). A market this training run has
+already registered (a retried task) is not fitted again: its run, version and stored row are reused.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 import pandas as pd
@@ -23,10 +25,10 @@ from mmm_models.fitted import FittedModel, fit
 from mmm_models.spec import ModelSpec
 from pipelines.config import BrandConfig, GateSettings, TrainingSettings
 from pipelines.data.model_input import market_frame
-from pipelines.registry.store import model_name
-from pipelines.training.contract import RESULT_COLUMNS, TrainJob
+from pipelines.training.contract import TrainJob
 from pipelines.training.gate import evaluate_gate, failures
-from pipelines.training.tracking import PooledWith, track, track_failure
+from pipelines.training.tracking import PooledWith, recorded, registered_run, reuse, track, track_failure
+from pipelines.training.worker import initial_result, inject_test_fault, result_frame
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
     compilations_before = fitting.COMPILE_COUNT["count"]
     brand = str(rows["brand"].iloc[0])
     by_market = {str(m): part for m, part in rows.groupby("market", sort=True)}
-    results = {market: _initial_result(part, job, brand, market) for market, part in by_market.items()}
+    results = {market: initial_result(part, job, brand, market) for market, part in by_market.items()}
     try:
         brand_config = BrandConfig.model_validate(job.brands[brand])
         spec = brand_config.spec()
@@ -103,32 +105,18 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
     for index, result in enumerate(results.values()):
         result["compilations"] = compilations if index == 0 else 0  # the group's, counted once
         result["total_seconds"] = total / len(results)
-    return pd.DataFrame(
-        [[result.get(c) for c in RESULT_COLUMNS] for result in results.values()], columns=RESULT_COLUMNS, dtype=object
-    )
-
-
-def _initial_result(rows: pd.DataFrame, job: TrainJob, brand: str, market: str) -> dict:
-    return {
-        "training_run_id": job.training_run_id,
-        "run_date": pd.Timestamp(job.run_date).date(),
-        "brand": brand,
-        "market": market,
-        "status": "failed",
-        "weeks": len(rows),
-        "gap_weeks": int(rows["target"].isna().sum()),
-        "first_week": pd.Timestamp(rows["week_start"].min()).date(),
-        "last_week": pd.Timestamp(rows["week_start"].max()).date(),
-        "worker": f"pid {os.getpid()}",
-        "model_name": model_name(job.model_prefix, brand, market),
-    }
+    return result_frame(list(results.values()))
 
 
 def _train_market(spec: ModelSpec, frame: pd.DataFrame, job: TrainJob, brand: str, market: str, result: dict) -> None:
     """Fit one market on its own, then gate, summarise and track it; failures land in ``result``."""
     try:
+        if (found := registered_run(job, brand, market)) is not None:  # a retry: registered already
+            reuse(result, found)
+            return
         training, gate = settings_for(job, brand, market)
         tests = lift_tests_for(job, brand, market, frame, spec.date_column)
+        inject_test_fault(job, brand, market)
         model = fit(
             spec, frame, training.fit_settings(), market=f"{brand}/{market}", lift_tests=tests, allow_target_gaps=True
         )
@@ -150,10 +138,17 @@ def _train_brand(
     training settings: a market's own ``training`` override cannot apply to it (its gate override does).
     """
     training = TrainingSettings.model_validate(job.training)
+    done = {market: found for market in frames if (found := registered_run(job, brand, market)) is not None}
+    for market, found in done.items():  # a retry: these markets' views are registered already
+        reuse(results[market], found)
+    if len(done) == len(frames):
+        return
     overridden = sorted(m for m in frames if job.overrides.get(f"{brand}/{m}", {}).get("training"))
     if overridden:
         log.warning("%s: training overrides of %s do not apply to the joint brand fit", brand, overridden)
     tests = {market: lift_tests_for(job, brand, market, frame, spec.date_column) for market, frame in frames.items()}
+    for market in frames:
+        inject_test_fault(job, brand, market)
     fitted = fit_brand(
         spec,
         frames,
@@ -163,10 +158,13 @@ def _train_brand(
         allow_target_gaps=True,
     )
     for market, reason in fitted.failed.items():
-        _fail(results[market], job, brand, market, DataError(reason))
+        if market not in done:
+            _fail(results[market], job, brand, market, DataError(reason))
     shared = fitted.brand_diagnostics()
     pooled_with = PooledWith(markets=list(fitted.markets), brand_summary=fitted.brand_summary())
     for market, model in fitted.markets.items():
+        if market in done:
+            continue
         result = results[market]
         try:
             _, gate = settings_for(job, brand, market)
@@ -202,15 +200,16 @@ def _finish(
     result["divergences"] = int(diagnostics["divergences"])
     result["gate"] = json.dumps({c.name: c.describe() for c in checks})
     result["summaries"] = json.dumps(summary_rows(metrics))
+    failed = failures(checks)
+    outcome = {"status": "rejected" if failed else "success", "error": None}
+    if failed:
+        outcome["error"] = "gate: " + "; ".join(f"{c.name} {c.describe()}" for c in failed)
     clock = time.perf_counter()
     summary = analysis.widen_channel_metrics(model, metrics)
-    run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market, pooled_with)
+    record = recorded({**result, **outcome})  # saved with the run, for a retry to reuse
+    run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market, pooled_with, record)
     result["tracking_seconds"] = time.perf_counter() - clock
-    result.update(mlflow_run_id=run_id, model_version=version)
-    failed = failures(checks)
-    result["status"] = "rejected" if failed else "success"
-    if failed:
-        result["error"] = "gate: " + "; ".join(f"{c.name} {c.describe()}" for c in failed)
+    result.update(mlflow_run_id=run_id, model_version=version, **outcome)
 
 
 def _fail(result: dict, job: TrainJob, brand: str, market: str, exc: Exception) -> None:

@@ -2,25 +2,41 @@
 plots, the saved model, and the pyfunc model registered as a new version with its gate tags.
 
 A failed market still leaves a FAILED child run carrying its error.
+
+Registering is done once per training run and market: ``registered_run`` finds a FINISHED child run of
+the same parent and market that already registered its version (a Spark task or a flow step that was
+retried), and the group reuses it, with the status row it stored (``outputs/result.json``), instead of
+fitting and registering again.
+
+Light at import (no PyTensor, JAX or plotting): the Spark worker records failures with it too.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mmm_models.fitted import FittedModel
-from mmm_models.outputs import write_outputs
 from pipelines.config import TrainingSettings
-from pipelines.registry.store import RegistryStore, model_name
+from pipelines.names import model_name
+from pipelines.registry.store import RegistryStore, is_transient, with_retries
 from pipelines.training.contract import TrainJob
 from pipelines.training.gate import GateCheck, failures
 
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+    from mmm_models.fitted import FittedModel
+
+log = logging.getLogger(__name__)
+
 CURVE_DRAWS = 250  # posterior draws behind the logged response and adstock curves
+RESULT_ARTIFACT = "outputs/result.json"  # the market's status row as fitted, for a retry to reuse
 
 
 @dataclass(frozen=True)
@@ -41,12 +57,15 @@ def track(
     brand: str,
     market: str,
     pooled_with: PooledWith | None = None,
+    record: dict | None = None,
 ) -> tuple[str, str]:
     """Child run under the job's parent run: params, metrics, artifacts, and the pyfunc model as a new version.
 
     A market of a brand model also records the markets it was pooled with and the brand-level
-    parameters (``outputs/brand_summary.csv``).
+    parameters (``outputs/brand_summary.csv``). ``record`` (the market's status row so far) is saved as
+    ``outputs/result.json``, for ``registered_run``.
     """
+    from mmm_models.outputs import write_outputs
     from pipelines.registry.pyfunc_model import ARTIFACT_KEY, MarketModel, runtime_requirements, signature
 
     store = RegistryStore(job.tracking_uri, job.registry_uri)
@@ -73,6 +92,7 @@ def track(
         outputs = Path(folder) / "outputs"
         write_outputs(model, summary, outputs, curve_draws=CURVE_DRAWS)
         (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
+        (outputs / "result.json").write_text(json.dumps(record or {}, default=_plain))
         if pooled_with is not None:
             pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
         store.log_artifacts(run_id, outputs, "outputs")
@@ -85,7 +105,7 @@ def track(
         version = store.register_pyfunc(
             run_id,
             name,
-            python_model=MarketModel(),
+            python_model=MarketModel.code_path(),  # models from code: the model is not pickled
             artifacts={ARTIFACT_KEY: str(outputs / "model")},
             signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
             input_example=example,
@@ -100,10 +120,112 @@ def track(
 
 
 def track_failure(job: TrainJob, brand: str, market: str, error: str) -> None:
-    """A failed market still leaves a FAILED child run with the error, when the store is reachable."""
+    """A failed market still leaves a FAILED child run with the error, when the store is reachable.
+
+    A child run of the market left RUNNING (its process died while tracking it) is the one ended FAILED;
+    otherwise a new one is created.
+    """
     try:
         store = RegistryStore(job.tracking_uri, job.registry_uri)
+        running = _market_runs(store, job, brand, market, "RUNNING")
+        if running:
+            for run in running:
+                with_retries(lambda r=run: store.client.set_tag(r.info.run_id, "error", error[:5000]), "tag failed run")
+                store.terminate(run.info.run_id, "FAILED")
+            return
         tags = {"mlflow.parentRunId": job.training_run_id, "brand": brand, "market": market, "error": error[:5000]}
         store.terminate(store.create_run(job.experiment_id, f"{brand}/{market}", tags), "FAILED")
     except Exception:  # the status row carries the error either way
         pass
+
+
+def registered_run(job: TrainJob, brand: str, market: str) -> tuple[str, str, dict] | None:
+    """(run id, version, stored status row) of a FINISHED child run of this training run and market that
+    registered a version of the market's model; None when there is none (the market is still to fit).
+
+    Looked up through the store's client, with retries: a store that stays unreachable raises.
+    """
+    store = RegistryStore(job.tracking_uri, job.registry_uri)
+    name = model_name(job.model_prefix, brand, market)
+    for run in _market_runs(store, job, brand, market, "FINISHED"):
+        run_id = run.info.run_id
+        versions = with_retries(
+            lambda r=run_id: store.client.search_model_versions(f"run_id = '{r}'"), f"find versions of {name}"
+        )
+        numbers = [int(v.version) for v in versions if v.name == name]
+        if not numbers:
+            continue
+        record = _stored_record(store, run_id)
+        if record is not None:
+            return run_id, str(max(numbers)), record
+    return None
+
+
+def reuse(result: dict, found: tuple[str, str, dict]) -> None:
+    """Fill a market's status row from the run ``registered_run`` found."""
+    run_id, version, record = found
+    result.update({k: v for k, v in record.items() if k in _RECORDED})
+    result.update(mlflow_run_id=run_id, model_version=version)
+    log.info("%s/%s: reusing run %s (version %s)", result["brand"], result["market"], run_id, version)
+
+
+# what a status row keeps of its fit in ``outputs/result.json`` (the rest is the row's own: weeks, worker...)
+_RECORDED = (
+    "status",
+    "error",
+    "gate",
+    "max_rhat",
+    "min_ess_bulk",
+    "divergences",
+    "r2_train",
+    "mape_train",
+    "wape_train",
+    "r2_holdout",
+    "mape_holdout",
+    "wape_holdout",
+    "fit_seconds",
+    "summary_seconds",
+    "compiled",
+    "summaries",
+)
+
+
+def recorded(result: dict) -> dict:
+    """What of ``result`` goes into ``outputs/result.json``."""
+    return {k: result.get(k) for k in _RECORDED}
+
+
+def _market_runs(store: RegistryStore, job: TrainJob, brand: str, market: str, status: str) -> list[Run]:
+    """The child runs of the job's parent run for ``brand``/``market`` with ``status``, newest first."""
+    query = (
+        f"tags.mlflow.parentRunId = '{job.training_run_id}' and tags.brand = '{brand}' "
+        f"and tags.market = '{market}' and attributes.status = '{status}'"
+    )
+    return with_retries(
+        lambda: store.client.search_runs(
+            [job.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=100
+        ),
+        f"find {status} runs of {brand}/{market}",
+    )
+
+
+def _stored_record(store: RegistryStore, run_id: str) -> dict | None:
+    """The status row a run saved (``outputs/result.json``); None when it has none."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            local = with_retries(
+                lambda: store.client.download_artifacts(run_id, RESULT_ARTIFACT, folder), "download result.json"
+            )
+        except Exception as exc:
+            if is_transient(exc):  # the store stays unreachable: not a reason to register again
+                raise
+            return None  # no such artifact (a run from before it was saved): fit anew
+        record = json.loads(Path(local).read_text())
+    return record or None
+
+
+def _plain(value: object) -> object:
+    """JSON for numpy scalars and the like."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")

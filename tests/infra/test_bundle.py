@@ -21,7 +21,7 @@ import yaml
 from jobs.cli import build_parser
 from jobs.flow import STEPS
 from pipelines.config import ConfigError, PlatformConfig
-from pipelines.registry.store import model_name
+from pipelines.names import model_name
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "infra" / "databricks"
@@ -60,7 +60,9 @@ def render(value: str, bundle: dict, job: dict, target: str) -> str:
     """A value as the job would see it in ``target``: bundle variables, paths and job parameters filled in."""
     variables = {name: spec.get("default") for name, spec in bundle["variables"].items()}
     variables.update(bundle["targets"][target].get("variables", {}))
-    files = f"{bundle['targets'][target]['workspace']['root_path']}/files"
+    root = bundle["targets"][target]["workspace"]["root_path"]
+    root = root.replace("${workspace.current_user.userName}", "someone@example.com")
+    files = f"{root.replace('${bundle.name}', bundle['bundle']['name'])}/files"
     value = re.sub(r"\$\{var\.(\w+)\}", lambda m: str(variables[m.group(1)]), value)
     value = value.replace("${workspace.file_path}", files).replace("${bundle.target}", target)
     value = value.replace("{{job.start_time.iso_date}}", AS_OF)
@@ -90,7 +92,7 @@ def test_every_task_runs_a_subcommand_of_the_projects_console_script(job: dict, 
     for task in job["tasks"]:
         wheel = task["python_wheel_task"]
         assert wheel["package_name"] == distribution
-        assert scripts[wheel["entry_point"]] == "jobs.cli:main"
+        assert scripts[wheel["entry_point"]] == "jobs.cli:run"  # exits with the code; main() only returns it
         subcommand = wheel["parameters"][0]
         assert subcommand == task["task_key"]
         assert subcommand in subparsers.choices, f"`mmm {subcommand}` has no parser"
@@ -166,7 +168,8 @@ def test_targets_use_the_unity_catalog_names_of_conf_databricks(bundle: dict, jo
         argv = [render(str(v), bundle, job, target) for v in pipeline]
         assert argv[argv.index("--lake") + 1] == platform.lake
         assert argv[argv.index("--landing") + 1] == platform.landing
-        assert render(brands, bundle, job, target) == platform.brands
+        assert render(brands, bundle, job, target).endswith("/files/conf/brands")  # the synced conf/brands
+        assert platform.brands == str((DATABRICKS_CONF.parent / "brands").resolve())  # beside the platform file
 
 
 def test_the_databricks_platform_needs_a_known_environment(tmp_path: Path, monkeypatch) -> None:
@@ -210,3 +213,48 @@ def test_prefect_entrypoint_is_a_flow_file_in_the_repository() -> None:
     assert function in flows, f"{path} defines no {function}()"
     arguments = {a.arg for a in (*flows[function].args.args, *flows[function].args.kwonlyargs)}
     assert set(deployment["parameters"]) <= arguments
+
+
+def test_tasks_run_only_after_their_predecessor_succeeded(job: dict) -> None:
+    """A held-back market is a success with a status table; a failed monitor step stops promotion."""
+    for task in job["tasks"]:
+        assert task.get("run_if", "ALL_SUCCESS") == "ALL_SUCCESS", task["task_key"]
+    (cluster,) = job["job_clusters"]
+    assert cluster["new_cluster"]["spark_env_vars"]["MMM_HELD_BACK_EXIT"] == "0"
+    assert job["email_notifications"]["on_failure"] == "${var.failure_emails}"
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_every_volume_the_job_uses_is_declared_in_the_bundle(bundle: dict, job: dict, target: str) -> None:
+    resources = bundle["resources"]
+    (schema,) = resources["schemas"].values()
+    declared = {
+        f"/Volumes/{render(v['catalog_name'], bundle, job, target)}/"
+        f"{render(schema['name'], bundle, job, target)}/{v['name']}"
+        for v in resources["volumes"].values()
+    }
+    assert all(v["schema_name"] == "${resources.schemas.mmm.name}" for v in resources["volumes"].values())
+    used = {
+        "/".join(render(str(value), bundle, job, target).split("/")[:5])
+        for task in job["tasks"]
+        for value in task["python_wheel_task"]["parameters"]
+        if str(value).startswith("/Volumes/")
+    }
+    platform = PlatformConfig.from_yaml(DATABRICKS_CONF, environment=target)
+    artifacts = platform.mlflow.artifact_location.removeprefix("dbfs://")
+    used |= {"/".join(path.split("/")[:5]) for path in (platform.lake, platform.landing, artifacts)}
+    assert used and used <= declared
+
+
+def test_prod_runs_as_a_service_principal_and_dev_under_each_user(bundle: dict) -> None:
+    assert "service_principal_name" in bundle["targets"]["prod"]["run_as"]
+    assert "${workspace.current_user.userName}" in bundle["targets"]["dev"]["workspace"]["root_path"]
+
+
+def test_the_console_script_exits_with_its_code_and_held_back_can_be_a_success(monkeypatch) -> None:
+    from jobs import cli
+
+    monkeypatch.setattr(cli, "main", lambda argv=None: 3)
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 3

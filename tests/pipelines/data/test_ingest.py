@@ -42,6 +42,7 @@ def test_ingest_is_append_only_idempotent_and_quarantines_bad_files(spark, tmp_p
 
     again = ingest_source(spark, root, landing, "spend", batch_id="b2")
     assert again.files_ingested == [] and sorted(again.files_skipped) == ["acme_batch1.csv", "bolt_batch1.csv"]
+    assert sorted(again.files_quarantined_before) == ["acme_missing_column.csv", "corrupt.csv"]  # known by hash
     assert spark.read.format("delta").load(bronze).count() == first.rows_written  # re-ingest is a no-op
     assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == 2
     operations = [r.operation for r in DeltaTable.forPath(spark, bronze).history().collect()]
@@ -55,7 +56,7 @@ def test_parquet_files_are_ingested_as_raw_strings_and_a_fake_parquet_is_quarant
     sales.to_parquet(landing / "sales" / "acme.parquet")
     (landing / "sales" / "broken.parquet").write_text("date,brand\n")
     (landing / "sales" / "notes.txt").write_text("hello")
-    report = ingest_source(spark, root, landing, "sales")
+    report = ingest_source(spark, root, landing, "sales", extra_columns=["revenue"])  # the brands' measures
     assert report.files_ingested == ["acme.parquet"] and report.rows_written == 2
     assert report.files_quarantined["broken.parquet"].startswith("not a Parquet file")
     assert report.files_quarantined["notes.txt"].startswith("unsupported file type '.txt'")

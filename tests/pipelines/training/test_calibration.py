@@ -55,6 +55,8 @@ def test_a_lift_test_moves_its_channel_roas_towards_the_test(spark, tmp_path) ->
     assert len(LIFT_TESTS.read(spark, tmp_path / "lake_with")) == 1  # typed in silver, channel mapped
     implied = 2 * with_tests.roas[("acme", "DE")]["tv"]  # what the doubled test says, about
     before, after = roas["without"], roas["with"]
+    print(f"tv ROAS: truth {implied / 2:.3f}, test implies {implied:.3f}; without tests {before['mean']:.3f} "
+          f"(sd {before['sd']:.3f}), with the test {after['mean']:.3f} (sd {after['sd']:.3f})")  # fmt: skip
     assert abs(after["mean"] - implied) < abs(before["mean"] - implied)
     # and by more than the uncalibrated posterior's own spread: the test is what moved it
     assert after["mean"] - before["mean"] > before["sd"]
