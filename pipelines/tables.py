@@ -171,12 +171,10 @@ class MissingTableError(LookupError):
     """A table was read before any job wrote it; the message says which, and where."""
 
 
-def spark_cell(value: Any, kind: str | None = None) -> Any:
+def spark_cell(value: Any, kind: str) -> Any:
     """A pandas/NumPy cell as the Python value Spark accepts for ``kind`` (a DDL type), None when missing."""
     if value is None or (not isinstance(value, str | bytes | list | dict) and pd.isna(value)):
         return None
-    if kind is None:
-        return value.to_pydatetime() if isinstance(value, pd.Timestamp) else getattr(value, "item", lambda: value)()
     converters = {
         "double": float,
         "int": int,

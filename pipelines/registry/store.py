@@ -358,10 +358,6 @@ class RegistryStore:
                 lambda k=key, v=value: self.client.set_model_version_tag(name, version, k, v), f"tag {name} v{version}"
             )
 
-    def version_run_id(self, name: str, version: str) -> str:
-        """The MLflow run that registered ``version`` of ``name``."""
-        return with_retries(lambda: self.client.get_model_version(name, version).run_id, f"get the run of {name}")
-
     def market_run_id(self, name: str, version: str, brand: str, market: str) -> str:
         """The run behind ``version`` of ``name``, once its ``brand``/``market`` tags say it models that market.
 
