@@ -30,12 +30,6 @@ def monitored(spark, tmp_path_factory):
     folder = tmp_path_factory.mktemp("monitoring")
     config = RawDataConfig(markets={"acme": ["DE"]}, weeks=78, campaigns_per_raw_channel=1)
     landing = generate_raw_landing(folder / "landing", config)
-    (landing.folder / "lift_tests").mkdir()
-    # an experiment no model of this market can agree with: 10,000 extra on tv "returned" 10 million
-    pd.DataFrame(
-        [{"brand": "acme", "market": "DE", "channel": "tv_linear", "start": "2023-09-04", "end": "2023-09-25",
-          "spend_delta": 10_000, "lift": 10_000_000, "lift_se": 1_000}]
-    ).to_csv(landing.folder / "lift_tests" / "tests.csv", index=False)  # fmt: skip
     brands = brand_configs(config, QualityLimits(min_history_weeks=52))
     root = folder / "lake"
     run_pipeline(spark, landing.folder, root, brands, AS_OF, progress=lambda _: None)
@@ -49,8 +43,18 @@ def monitored(spark, tmp_path_factory):
     first = train(spark, root, brands, platform, AS_OF, progress=quiet)
     promote(spark, root, platform, first.training_run_id)  # v1: champion
     second = train(spark, root, brands, platform, AS_OF, progress=quiet)  # v2, not promoted yet
+    assert set(first.runs.status) == set(second.runs.status) == {"success"}, (first.table(), second.table())
+    # Then an experiment lands that no model of this market can agree with: 10,000 extra on tv "returned"
+    # 10 million. It lands after both fits (training calibrates on the lift tests it has), as a new test would.
+    (landing.folder / "lift_tests").mkdir()
+    pd.DataFrame(
+        [{"brand": "acme", "market": "DE", "channel": "tv_linear", "start": "2023-09-04", "end": "2023-09-25",
+          "spend_delta": 10_000, "lift": 10_000_000, "lift_se": 1_000}]
+    ).to_csv(landing.folder / "lift_tests" / "tests.csv", index=False)  # fmt: skip
+    run_pipeline(spark, landing.folder, root, brands, AS_OF, progress=lambda _: None)
     lines: list[str] = []
     report = run_monitoring(spark, root, brands, platform, AS_OF, progress=lines.append)
+    assert not report.errors, f"monitoring failed: {report.errors}\n" + "\n".join(lines)
     counts = {t: _count(spark, root, t) for t in ("posterior_drift", "lift_calibration", "data_drift", "alerts")}
     rerun = run_monitoring(spark, root, brands, platform, AS_OF, progress=quiet)
     recounts = {t: _count(spark, root, t) for t in counts}
