@@ -13,10 +13,11 @@ sales, and the ``extra_columns`` that brands declare (passed in as ``extra_colum
 Quarantined whole, one ``quality.quarantine`` row (check ``parse``) with the reason: a file that is not
 UTF-8 (or ends inside a character), not Parquet, of another type, or a folder that is not a Parquet
 folder; an empty file or a header row over 128 KB; a missing required column; a column outside the
-declared set; a column name that Delta refuses (with a space, a tab, a newline or one of ``,;{}()=``)
-or that is empty; a duplicate column (names compared case-insensitively, as Spark does); a column named
-like a provenance column; and a file that fails in any other way while read or written. The other
-files flow on.
+declared set; a sales file without any of the brands' measures; a column name that Delta refuses (with a
+space, a tab, a newline or one of ``,;{}()=``) or that is empty; a duplicate column (names compared
+case-insensitively, as Spark does); a column named like a provenance column; a CSV record with more or
+fewer fields than the header (an unquoted comma, a line break inside a field); and a file that fails in
+any other way while read or written. The other files flow on.
 
 A file whose content hash is already in bronze is skipped, and so is one whose hash is in quarantine
 (the row's ``record`` is ``{"content_hash": ...}``): a rerun neither re-ingests nor re-refuses a file.
@@ -30,6 +31,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -57,8 +59,15 @@ DELTA_FORBIDDEN = " ,;{}()\n\t="  # characters Delta refuses in a column name (w
 MAX_HEADER_CHARS = 128 * 1024
 NANOS_PER_DAY = 86_400 * 10**9
 FILE_CHECK = "parse"  # the quarantine check of a file refused whole
+# a record refused by the FAILFAST reader, as the JVM error's cause chain names it: as written, or as parsed
+MALFORMED_CSV = (
+    re.compile(r"Malformed CSV record: (.*?)(?: SQLSTATE|\n|$)"),
+    re.compile(r"detected in record parsing: (\[.*?\])\."),
+)
 READERS: dict[str, Callable[[SparkSession, str], DataFrame]] = {
-    ".csv": lambda spark, path: spark.read.csv(path, header=True, inferSchema=False),
+    # FAILFAST: a record with more or fewer fields than the header (an unquoted comma, a line break inside a
+    # field) fails the file; Spark's default drops extra fields silently (``1,000.50`` would be read as 1)
+    ".csv": lambda spark, path: spark.read.csv(path, header=True, inferSchema=False, mode="FAILFAST"),
     ".parquet": lambda spark, path: spark.read.parquet(path),
 }
 
@@ -138,16 +147,23 @@ def read_header(path: Path) -> list[str]:
             raise LandingFileError(f"header row is not valid CSV: {exc}") from exc
 
 
-def column_problems(header: list[str], source: str, extra_columns: Iterable[str] = ()) -> str | None:
-    """Why a file with these columns cannot go to bronze ``source`` (all reasons, joined), or None."""
+def column_problems(
+    header: list[str], source: str, extra_columns: Iterable[str] = (), measures: Iterable[str] = ()
+) -> str | None:
+    """Why a file with these columns cannot go to bronze ``source`` (all reasons, joined), or None.
+
+    ``measures`` (sales): the brands' measure columns, declared columns of which a file needs at least one.
+    """
     if not header:
         return "empty file: no header row"
-    required = REQUIRED_COLUMNS[source]
-    declared = list(dict.fromkeys([*required, *OPTIONAL_COLUMNS.get(source, []), *extra_columns]))
+    required, measures = REQUIRED_COLUMNS[source], list(measures)
+    declared = list(dict.fromkeys([*required, *OPTIONAL_COLUMNS.get(source, []), *measures, *extra_columns]))
     problems = []
     missing = [c for c in required if c not in header]
     if missing:
         problems.append(f"missing columns {missing}; the file has {_names(header)}")
+    if measures and not set(measures) & set(header):
+        problems.append(f"no measure column: {source} files need at least one of {measures}")
     unnamed = [i + 1 for i, c in enumerate(header) if c == ""]
     if unnamed:
         problems.append(f"columns without a name at positions {unnamed}")
@@ -180,17 +196,19 @@ def ingest_source(
     source: str,
     batch_id: str | None = None,
     extra_columns: Iterable[str] = (),
+    measures: Iterable[str] = (),
 ) -> IngestReport:
     """Append the new files of ``landing/<source>/`` to bronze; quarantine the others whole, with the reason.
 
-    ``extra_columns`` are the columns allowed beyond the source's declared ones (for sales, the brands'
-    measures; for every source, the brands' ``extra_columns``). Any failure of one file, whatever its
+    ``extra_columns`` are the columns allowed beyond the source's declared ones (the brands'
+    ``extra_columns``); ``measures`` are the brands' sales measures, of which a sales file needs at least
+    one (a file without any would give silver no records at all). Any failure of one file, whatever its
     cause, quarantines that file and the others flow on.
     """
     if source not in REQUIRED_COLUMNS:
         raise ValueError(f"unknown source {source!r}; choose one of {sorted(REQUIRED_COLUMNS)}")
     batch_id = batch_id or uuid.uuid4().hex[:12]
-    extra_columns = list(extra_columns)
+    extra_columns, measures = list(extra_columns), list(measures)
     report = IngestReport(source=source)
     bronze = BRONZE[source]
     known, refused = _known_hashes(spark, root, bronze), _refused_hashes(spark, root, bronze)
@@ -207,13 +225,13 @@ def ingest_source(
                 problem = f"unsupported file type {path.suffix or '<none>'!r}; landing files are .csv or .parquet"
             if problem is None:
                 header = read_header(path)
-                problem = column_problems(header, source, extra_columns)
+                problem = column_problems(header, source, extra_columns, measures)
             if problem is None:
                 rows = _append(spark, root, bronze, path, header, digest, batch_id)
         except LandingFileError as exc:
             problem = str(exc)
         except Exception as exc:  # one file's failure quarantines that file, never the run
-            problem = f"could not be ingested: {_describe(exc)}"
+            problem = _malformed_csv(exc) or f"could not be ingested: {_describe(exc)}"
         if problem is not None:
             report.files_quarantined[path.name] = problem
             record = json.dumps({"content_hash": digest})
@@ -338,6 +356,18 @@ def _names(columns: list[str], most: int = 20) -> str:
     """Column names for a reason: all of them, or the first ``most`` and how many more."""
     shown = ", ".join(repr(c[:80]) for c in columns[:most])
     return f"[{shown}{f', ... {len(columns) - most} more' if len(columns) > most else ''}]"
+
+
+def _malformed_csv(exc: Exception) -> str | None:
+    """The reason for a CSV file that Spark's FAILFAST reader refused, with the record; None for other errors."""
+    found = [m for m in (pattern.search(str(exc)) for pattern in MALFORMED_CSV) if m is not None]
+    if not found:
+        return None
+    record = found[0][1].strip()[:200] if found[0].re is MALFORMED_CSV[0] else f"as parsed {found[0][1][:200]}"
+    return (
+        "malformed CSV: a record's fields do not match the header row (an unquoted comma or quote, or a line "
+        f"break inside a field?): {record}"
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -84,8 +84,15 @@ def run_pipeline(
     measures = sorted({m for b in brands.values() for m in b.measures})
     for source in INGESTED_SOURCES:
         if (Path(landing) / source).is_dir():
-            extra = [*measures, *kept] if source == "sales" else kept
-            ingested = ingest_source(spark, root, landing, source, batch_id, extra_columns=extra)
+            ingested = ingest_source(
+                spark,
+                root,
+                landing,
+                source,
+                batch_id,
+                extra_columns=kept,
+                measures=measures if source == "sales" else (),
+            )
             report.ingest.append(ingested)
             progress(
                 f"ingest {source}: {len(ingested.files_ingested)} new files, {ingested.rows_written:,} rows, "
@@ -105,8 +112,10 @@ def run_pipeline(
     for source in SOURCES:
         clock = time.perf_counter()
         stage, records = build_weekly(spark, root, source, brands, as_of, batch_id)
-        report.outcomes += validate(records, f"{source.bronze.qualified_name}.records", record_checks(source, as_of))
-        records.unpersist()
+        if records is not None:
+            suite = f"{source.bronze.qualified_name}.records"
+            report.outcomes += validate(records, suite, record_checks(source, as_of))
+            records.unpersist()
         report.outcomes += validate(
             source.silver.load(spark, root).withColumn("weekday", F.dayofweek("week_start")),
             source.silver.qualified_name,

@@ -76,12 +76,14 @@ def long_records(
     )
     if source is not SALES:  # the raw channel or control name; sales measures are column names
         raw = raw.withColumn(source.item, names.normalise_column(source.item))
-    provenance = ["_source_file", "_ingest_time"]
+    provenance = ["_source_file", "_content_hash", "_ingest_time"]
     if source is SALES:
         measures = sorted({m for b in brands.values() for m in b.measures} & set(raw.columns))
-        if not measures:
-            raise ValueError(f"raw sales have none of the configured measures; columns are {raw.columns}")
-        raw = raw.unpivot(["date", "brand", "market", *provenance], measures, "measure", "raw_value")
+        if measures:
+            raw = raw.unpivot(["date", "brand", "market", *provenance], measures, "measure", "raw_value")
+        else:  # no file has a measure the brands configure now (one renamed since): no sales records, no crash
+            empty = [F.lit(None).cast("string").alias(c) for c in ("measure", "raw_value")]
+            raw = raw.select("date", "brand", "market", *provenance, *empty).limit(0)
     else:
         raw = raw.withColumnRenamed("spend" if source is SPEND else "value", "raw_value")
     mapping = spark.createDataFrame(
@@ -97,7 +99,9 @@ def long_records(
         .drop(mapping["brand"], "_raw_item")
     )
     if source is SALES:  # a measure column that this brand does not use is not a record of it
-        records = records.filter(F.col("item").isNotNull() | ~F.col("brand").isin(list(brands)))
+        records = records.filter(
+            F.col("item").isNotNull() | F.col("brand").isNull() | ~F.col("brand").isin(list(brands))
+        )
     return records
 
 
@@ -116,6 +120,12 @@ def row_rules(source: SilverSource, today: dt.date) -> list[RowRule]:
     """The record rules for one source, in the order they are applied (a record fails on its first)."""
     item, value = source.item, source.value
     rules = [
+        RowRule(
+            "names_present",
+            ~F.col("names_present"),
+            F.concat(F.lit("brand or market is empty: "), F.to_json(F.struct("date", "brand", "market", item))),
+            gxe.ExpectColumnValuesToBeInSet(column="names_present", value_set=[True]),
+        ),
         RowRule(
             "valid_names",
             ~F.col("names_ok"),
@@ -165,7 +175,11 @@ def row_rules(source: SilverSource, today: dt.date) -> list[RowRule]:
                 F.lit(" is not configured for brand "),
                 F.coalesce(F.col("brand"), F.lit("<empty>")),
             ),
-            gxe.ExpectColumnValuesToNotBeNull(column="item"),
+            # Judged only where the names are present and valid: a record without a brand has no mapping
+            # either, and is reported once, by the name rule that comes first (as its quarantine row is).
+            gxe.ExpectColumnValuesToNotBeNull(
+                column="item", row_condition="names_present AND names_ok", condition_parser="spark"
+            ),
         )
     )
     return rules
@@ -203,10 +217,11 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
     amount = F.col("raw_value").try_cast("double")
     names_ok = F.coalesce(
         names.valid_column("brand") & names.valid_column("market") & names.valid_column(source.item), F.lit(True)
-    )  # a missing name is not a bad name: the known_<item> rule reports it
+    )  # a missing name is not a bad name: names_present (brand, market) or known_<item> reports it
     typed = (
         records.withColumn("day", F.try_to_date("date", "yyyy-MM-dd"))
-        .withColumn("amount", F.when(F.isnan(amount), None).otherwise(amount))
+        .withColumn("amount", F.when(_not_finite(amount), None).otherwise(amount))  # NaN, Infinity, 1e400
+        .withColumn("names_present", F.col("brand").isNotNull() & F.col("market").isNotNull())
         .withColumn("names_ok", names_ok)
     )
     failed, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
@@ -215,17 +230,19 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
         reason = F.when(rule.failing, rule.reason).otherwise(reason)
     typed = typed.withColumn("_check", failed).withColumn("_reason", reason)
     # Key rules, among the records that passed the row rules: the latest file wins, one record per file.
-    # One window (one sort): newest file first, so row 1 holds the latest file for the key.
+    # One window (one sort): newest file first, so row 1 holds the latest file for the key. Files are told
+    # apart by content hash, so a corrected file re-sent under the same name supersedes the first one.
     newest_first = Window.partitionBy(*source.record_key, F.col("_check").isNull()).orderBy(
         F.col("_ingest_time").desc(), F.col("_source_file").desc(), "raw_value"
     )
-    latest = F.first("_source_file").over(newest_first)
     copy = F.row_number().over(newest_first)
     passed = F.col("_check").isNull()
-    superseded = passed & (F.col("_source_file") != F.col("_latest"))
+    superseded = passed & (F.col("_content_hash") != F.col("_latest_hash"))
     duplicate = passed & ~superseded & (copy > 1)
-    flagged = typed.withColumn("_latest", latest).withColumn(
-        "_key_check", F.when(superseded, "superseded").when(duplicate, "unique_key")
+    flagged = (
+        typed.withColumn("_latest", F.first("_source_file").over(newest_first))
+        .withColumn("_latest_hash", F.first("_content_hash").over(newest_first))
+        .withColumn("_key_check", F.when(superseded, "superseded").when(duplicate, "unique_key"))
     )
     return flagged.withColumn(
         "_reason",
@@ -246,8 +263,14 @@ def build_weekly(
     brands: dict[str, BrandConfig],
     today: dt.date,
     batch_id: str = "silver",
-) -> tuple[StageReport, DataFrame]:
-    """bronze -> silver for one source. Returns the report and the typed records (for the quality suite)."""
+) -> tuple[StageReport, DataFrame | None]:
+    """bronze -> silver for one source. Returns the report and the typed records (for the quality suite;
+    None when the source has no bronze table yet)."""
+    if not source.bronze.exists(spark, root):  # no file of this source ingested yet (none sent, or all refused)
+        if not source.silver.exists(spark, root):  # created empty, so that gold reads it like any other week
+            schema = f"brand string, market string, week_start date, {source.item} string, {source.value} double"
+            source.silver.sync_merge(spark, root, spark.createDataFrame([], f"{schema}, days int"), [])
+        return StageReport(source.silver.name, 0, 0, 0, source.silver.count(spark, root)), None
     checked = typed_records(long_records(spark, root, source, brands), source, today).cache()
     counts = {
         r["passed"]: r["count"] for r in checked.groupBy(F.col("_check").isNull().alias("passed")).count().collect()
@@ -269,6 +292,11 @@ def build_weekly(
     rows_out = source.silver.sync_merge(spark, root, weekly, [source.value, "days"])
     report = StageReport(source.silver.name, rows_passed + rows_quarantined, rows_passed, rows_quarantined, rows_out)
     return report, checked
+
+
+def _not_finite(value: Column) -> Column:
+    """NaN or an infinity (``Infinity``, ``1e400``): not a number that can be summed into a week."""
+    return F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
 
 
 def _items(source: SilverSource, brand: BrandConfig) -> dict[str, str]:
@@ -339,7 +367,7 @@ def build_lift_tests(
     )
     numbers_missing = F.lit(False)
     for column in LIFT_TEST_NUMBERS:
-        numbers_missing = numbers_missing | F.col(column).isNull() | F.isnan(column)
+        numbers_missing = numbers_missing | F.col(column).isNull() | _not_finite(F.col(column))
     names_ok = names.valid_column("brand") & names.valid_column("market")
     rules = [
         (
@@ -349,7 +377,7 @@ def build_lift_tests(
         ),
         ("parse_dates", F.col("start").isNull() | F.col("end").isNull(), "start or end is not a yyyy-MM-dd date"),
         ("end_after_start", F.col("end") < F.col("start"), "the test ends before it starts"),
-        ("numbers_not_null", numbers_missing, "spend_delta, lift or lift_se is missing or not a number"),
+        ("numbers_not_null", numbers_missing, "spend_delta, lift or lift_se is missing or not a finite number"),
         ("lift_se_positive", F.col("lift_se") <= 0, "lift_se must be positive"),
         ("known_channel", F.col("_channel").isNull(), "the channel is not configured for the brand"),
     ]

@@ -213,7 +213,7 @@ def test_mmm_ui_prints_redacted_uris_and_binds_to_loopback(tmp_path, monkeypatch
     platform.write_text("mlflow:\n  tracking_uri: https://mlflow.example/?token=secret\n")
     calls = []
     monkeypatch.setattr(train.subprocess, "call", lambda command: calls.append(command) or 0)
-    assert train.ui(argparse.Namespace(platform=platform, port=5123)) == 0
+    assert train.ui(argparse.Namespace(platform=platform, project=tmp_path, port=5123)) == 0
     printed = capsys.readouterr().out
     assert "token=***" in printed
     assert "secret" not in printed

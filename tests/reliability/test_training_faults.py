@@ -6,7 +6,6 @@ The faults come from the test hook ``MMM_TEST_FAULT`` (``pipelines.training.work
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import operator
@@ -16,16 +15,12 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
-from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
-from pipelines.data.run import run_pipeline
-from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.config import TrainingSettings
 from pipelines.tables import MODEL_INPUT, MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training import driver
 from pipelines.training.contract import TrainJob
 from pipelines.training.worker import (
-    TEST_FAULT_VARIABLE,
     FitError,
     FitProcess,
     FitProcessDiedError,
@@ -33,13 +28,7 @@ from pipelines.training.worker import (
     fit_group_function,
     group_timeout_s,
 )
-
-AS_OF = dt.date(2024, 6, 3)
-# as tests/pipelines/training/test_driver.py: short numpyro chains, a gate loosened to match
-TRAINING = TrainingSettings(sampler="numpyro", chains=2, draws=300, tune=300, holdout_weeks=8, target_accept=0.95)
-GATE = GateSettings(max_rhat=1.06, min_ess_bulk=100, max_divergences=5)
-HANG_TIMEOUT_S = 5
-
+from tests.reliability.scenarios import AS_OF, FAULTS, HANG_TIMEOUT_S, faulty_training
 
 # --- the fit process on its own (no Spark, no model): fast ---
 
@@ -92,42 +81,10 @@ def test_group_limit_follows_market_overrides_and_brand_size() -> None:
 @pytest.fixture(scope="module")
 def faulty(spark, tmp_path_factory):
     """One training run over 4 markets: acme/DE's fit process dies (``os._exit(1)``), bolt/DE's hangs past
-    its 5 s limit, acme/FR and bolt/US fit normally."""
-    folder = tmp_path_factory.mktemp("faults")
-    config = RawDataConfig(markets={"acme": ["DE", "FR"], "bolt": ["DE", "US"]}, weeks=78, campaigns_per_raw_channel=1)
-    landing = generate_raw_landing(folder / "landing", config)
-    brands = brand_configs(config, QualityLimits(min_history_weeks=52))
-    root = folder / "lake"
-    run_pipeline(spark, landing.folder, root, brands, AS_OF, progress=lambda _: None)
-    platform = PlatformConfig(
-        mlflow=MlflowSettings(
-            tracking_uri=f"sqlite:///{folder}/mlflow.db", artifact_location=str(folder / "artifacts")
-        ),
-        training=TRAINING,
-        gate=GATE,
-    )
-    jobs: list[TrainJob] = []
-
-    def recording(job: TrainJob):
-        jobs.append(job)
-        return fit_group_function(job)
-
-    overrides = {"bolt/DE": {"training": {"market_timeout_s": HANG_TIMEOUT_S}}}
-    with pytest.MonkeyPatch.context() as patch:
-        # the session's Python workers started earlier, with the environment of then: the driver carries
-        # the variable to them in the TrainJob
-        patch.setenv(TEST_FAULT_VARIABLE, "acme/DE=exit,bolt/DE=hang")
-        patch.setattr(driver, "fit_group_function", recording)
-        report = driver.train(spark, root, brands, platform, AS_OF, overrides=overrides, progress=print)
-    print(report.table())
-    return {
-        "root": root,
-        "platform": platform,
-        "brands": brands,
-        "report": report,
-        "job": jobs[0],
-        "client": MlflowClient(platform.mlflow.tracking_uri),
-    }
+    its 5 s limit, acme/FR and bolt/US fit normally (``scenarios.faulty_training``)."""
+    found = faulty_training(spark, tmp_path_factory.mktemp("faults"))
+    print(found["report"].table())
+    return found
 
 
 def _by_market(runs: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +94,7 @@ def _by_market(runs: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.slow
 def test_a_dead_or_hung_fit_fails_only_its_market(spark, faulty) -> None:
     report, client = faulty["report"], faulty["client"]
-    assert faulty["job"].test_fault == "acme/DE=exit,bolt/DE=hang"  # what the workers saw
+    assert faulty["job"].test_fault == FAULTS == "acme/DE=exit,bolt/DE=hang"  # what the workers saw
     runs = _by_market(report.runs)
     assert len(runs) == 4
     assert runs.loc["acme/DE", "status"] == "failed"
