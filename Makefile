@@ -5,12 +5,12 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXAMPLE_DATA := ../shared/data/pymc_marketing/mmm_example.csv
 GEO_DATA := ../shared/data/pymc_marketing/mmm_multidimensional_example.csv
 
-.PHONY: setup run fit-example fit-geo-example test lint browser bench clean
+.PHONY: setup run fit-example fit-geo-example test lint browser wheel-check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	$(VENV)/bin/pip install --quiet -e ".[all,dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)
@@ -35,11 +35,17 @@ lint: $(STAMP)
 browser:
 	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
+# Two workers, one module per worker (a module's Spark, servers and fitted fixtures stay together).
 test: $(STAMP) lint browser
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadscope --durations=25
+
+# The wheel as a user installs it, outside the checkout (infra/wheel_check.py): build, base install,
+# [spark,orchestration,tracking] install, mmm init, mmm run --demo, the champion loaded and served.
+wheel-check: $(STAMP)
+	$(VENV)/bin/python infra/wheel_check.py
 
 bench: $(STAMP)
-	$(VENV)/bin/pip install --quiet -e ".[dev,bench]"
+	$(VENV)/bin/pip install --quiet -e ".[all,dev,bench]"
 	$(VENV)/bin/python benchmarks/fit_speed.py
 	$(VENV)/bin/python benchmarks/recovery.py
 	$(VENV)/bin/python benchmarks/optimizer.py

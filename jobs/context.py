@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pipelines.config import CONF_DIR, BrandConfig, ConfigError, PlatformConfig, load_brands
+from pipelines.config import BrandConfig, ConfigError, PlatformConfig, conf_file, load_brands
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -75,7 +75,7 @@ class StepContext:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> StepContext:
         """From the shared options of ``jobs.options`` (those a subcommand lacks take their defaults)."""
-        platform = PlatformConfig.from_yaml(getattr(args, "platform", None) or CONF_DIR / "platform.yaml")
+        platform = PlatformConfig.from_yaml(getattr(args, "platform", None), project=getattr(args, "project", None))
         brands = select_brands(
             load_brands(getattr(args, "brand_dir", None) or platform.brands), getattr(args, "brands", None)
         )
@@ -90,12 +90,18 @@ class StepContext:
 
     @classmethod
     def for_run(
-        cls, as_of: str | None, brands: list[str] | None, environment: str, platform_file: str | None
+        cls,
+        as_of: str | None,
+        brands: list[str] | None,
+        environment: str,
+        platform_file: str | None,
+        project: str | None = None,
     ) -> StepContext:
-        """The flow's context for ``environment``: ``local`` (``conf/platform.yaml``) or a databricks.yaml target."""
+        """The flow's context for ``environment``: ``local`` (``conf/platform.yaml``) or a databricks.yaml target,
+        each the project's own file or else the packaged one."""
         target = None if environment == "local" else environment
-        default_file = CONF_DIR / ("platform.yaml" if target is None else "databricks.yaml")
-        platform = PlatformConfig.from_yaml(platform_file or default_file, environment=target)
+        default_file = conf_file("platform.yaml" if target is None else "databricks.yaml", project)
+        platform = PlatformConfig.from_yaml(platform_file or default_file, environment=target, project=project)
         return cls(
             as_of=dt.date.fromisoformat(as_of) if as_of else dt.date.today(),
             platform=platform,

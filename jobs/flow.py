@@ -12,22 +12,37 @@ with MERGE or insert-only on keys, so the tables stay consistent and a rerun pic
 A rerun for the same ``as_of`` is idempotent: the pipeline's MERGEs change nothing, training reuses
 the run that already fitted the same ``model_input`` version for that date, promotion re-applies the
 same verdicts, and recommendations and monitoring are keyed by run date.
+
+The Prefect UI shows what a run did: the flow publishes its summary (markdown) and the recommendation
+table as artifacts. A failed step also goes to the notification block that the platform file names
+(``prefect.failure_notification``), if it names one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Before Prefect reads its settings: the ephemeral server this process starts sends no usage telemetry
+# (it logged a DNS error per run where the internet cannot be reached). An explicit setting wins.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from jobs.context import StepContext
+from pipelines.config import PlatformConfig
 from pipelines.tables import MODEL_RUNS
+
+log = logging.getLogger(__name__)
 
 STEPS = ("pipeline", "train", "monitor", "promote", "recommend", "dashboard")
 RETRY_DELAYS = [10, 60]  # seconds: a store or file-system hiccup, then a longer wait
@@ -155,6 +170,21 @@ def dashboard_step(context: StepContext, summary: RetrainSummary) -> None:
 
 
 STEP_TASKS = (pipeline_step, train_step, monitor_step, promote_step, recommend_step, dashboard_step)
+# The recommendation table's columns in the Prefect UI (the Delta table has the rest).
+ARTIFACT_COLUMNS = (
+    "brand",
+    "market",
+    "channel",
+    "status",
+    "current_spend",
+    "recommended_spend",
+    "change_pct",
+    "expected_uplift",
+    "uplift_hdi_low",
+    "uplift_hdi_high",
+    "model_version",
+    "reason",
+)
 
 
 @flow(name="weekly-retrain", log_prints=True)
@@ -163,13 +193,15 @@ def weekly_retrain(
     brands: list[str] | None = None,
     environment: str = "local",
     platform_file: str | None = None,
+    project: str | None = None,
 ) -> RetrainSummary:
     """Run every step for ``as_of`` (default: today) over ``brands`` (default: all configured brands).
 
     ``environment`` is ``local`` (``conf/platform.yaml``, the embedded defaults) or a target of
-    ``conf/databricks.yaml`` (``dev``, ``prod``); ``platform_file`` names another platform file.
+    ``conf/databricks.yaml`` (``dev``, ``prod``); ``platform_file`` names another platform file; ``project``
+    is the project folder (default: ``$MMM_PROJECT``, else the working folder).
     """
-    context = StepContext.for_run(as_of, brands, environment, platform_file)
+    context = StepContext.for_run(as_of, brands, environment, platform_file, project)
     summary = RetrainSummary(as_of=context.as_of, lake=context.lake)
     with context.lock("mmm run (weekly flow)"):  # the steps take it again, re-entrantly
         for step in STEP_TASKS:
@@ -177,5 +209,69 @@ def weekly_retrain(
                 step(context, summary)
             except Exception as exc:
                 markets = context.markets if step.step_name != "pipeline" else []
-                raise StepFailedError(step.step_name, markets, exc) from exc
+                failure = StepFailedError(step.step_name, markets, exc)
+                notify_failure(context.platform, summary, failure)
+                raise failure from exc
+    publish_artifacts(summary)
     return summary
+
+
+def publish_artifacts(summary: RetrainSummary) -> None:
+    """The run's summary (markdown) and its recommendations (a table) as Prefect artifacts of this flow run."""
+    create_markdown_artifact(
+        markdown=summary_markdown(summary),
+        key="weekly-retrain-summary",
+        description=f"weekly run for {summary.as_of}",
+    )
+    rows = summary.recommendations
+    if rows is not None and len(rows):
+        shown = rows[[c for c in ARTIFACT_COLUMNS if c in rows.columns]]
+        create_table_artifact(
+            table=json.loads(shown.to_json(orient="records", date_format="iso")),  # plain JSON values, NaN as null
+            key="budget-recommendations",
+            description=f"budget recommendations of the run for {summary.as_of}, per market and channel",
+        )
+
+
+def summary_markdown(summary: RetrainSummary) -> str:
+    """What a run did, for the Prefect UI: markets trained, promoted, failed and held back, alerts, where to look."""
+    lines = [
+        f"# Weekly run for {summary.as_of}",
+        "",
+        f"Training run `{summary.training_run_id}`" + (" (reused)" if summary.reused_training else ""),
+        "",
+        "| trained | promoted to champion | failed or rejected | held back by data checks |",
+        "|---:|---:|---:|---:|",
+        f"| {len(summary.trained)} | {len(summary.promoted)} | {len(summary.failed)} | {len(summary.excluded)} |",
+        "",
+    ]
+    lines += [f"- failed: **{market}**: {why}" for market, why in sorted(summary.failed.items())]
+    lines += [f"- held back: **{market}**: {why}" for market, why in sorted(summary.excluded.items())]
+    alerts = summary.alerts
+    count = 0 if alerts is None else len(alerts)
+    lines += ["", f"## Alerts ({count})", ""]
+    if count:
+        lines += ["| severity | market | channel | metric | value | limit |", "|---|---|---|---|---:|---:|"]
+        for a in alerts.head(20).itertuples():
+            where = f"{a.brand}/{a.market} | {a.channel or ''}"
+            lines.append(f"| {a.severity} | {where} | {a.metric} | {a.value:.3g} | {a.threshold:.3g} |")
+    steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in summary.seconds.items())
+    lines += ["", f"Steps: {steps}", "", f"Dashboard: `{summary.dashboard}`; tables under `{summary.lake}`"]
+    return "\n".join(lines)
+
+
+def notify_failure(platform: PlatformConfig, summary: RetrainSummary, failure: StepFailedError) -> None:
+    """Tell the configured notification block (if any) that the run failed; a notification that cannot be
+    sent is logged, never raised: the step's failure is what the run reports."""
+    name = platform.prefect.failure_notification
+    if not name:
+        return
+    from prefect.blocks.core import Block
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    try:
+        sent = Block.load(name).notify(body=str(failure), subject=f"mmm weekly run for {summary.as_of} failed")
+        if sent is not None and hasattr(sent, "__await__"):
+            run_coro_as_sync(sent)
+    except Exception as exc:  # a notification block that is missing or cannot send
+        log.warning("could not notify %s of the failure: %s: %s", name, type(exc).__name__, exc)

@@ -1,8 +1,10 @@
 """The options the ``mmm`` subcommands share, declared once, and the one way a subcommand turns them into
 its ``StepContext``.
 
-``--brands`` always names brands (a subset of the configured ones); ``--brand-dir`` is the folder of
-brand files (default: the platform file's ``brands``).
+``--project`` is the project folder (default: ``$MMM_PROJECT``, else the working folder), whose
+``conf/platform.yaml`` is the default ``--platform`` (else the packaged one). ``--brands`` always names
+brands (a subset of the configured ones); ``--brand-dir`` is the folder of brand files (default: the
+platform file's ``brands``).
 """
 
 from __future__ import annotations
@@ -12,20 +14,26 @@ import datetime as dt
 import sys
 
 from jobs.context import StepContext
-from pipelines.config import CONF_DIR, ConfigError
+from pipelines.config import ConfigError
 
 EXIT_HELD_BACK = 3  # a step finished, but held some markets back (excluded, failed, rejected, no champion)
 HELD_BACK_ENV = "MMM_HELD_BACK_EXIT"  # "0": exit 0 instead; the Databricks job sets it (see the bundle)
 
 
 def add_platform(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--platform", default=str(CONF_DIR / "platform.yaml"), help="platform config YAML")
+    """``--project`` and ``--platform``: where the configuration and the outputs are."""
+    parser.add_argument(
+        "--project", default=None, help="project folder with conf/ and outputs/ (default: $MMM_PROJECT, else here)"
+    )
+    parser.add_argument(
+        "--platform", default=None, help="platform config YAML (default: <project>/conf/platform.yaml, else packaged)"
+    )
 
 
 def add_step_options(
     parser: argparse.ArgumentParser, *, lake: bool = True, brands: bool = True, as_of: bool = True, master: bool = True
 ) -> None:
-    """``--platform``, and as the subcommand needs: ``--lake --brand-dir --brands --as-of --master``."""
+    """``--project --platform``, and as the subcommand needs: ``--lake --brand-dir --brands --as-of --master``."""
     add_platform(parser)
     if lake:
         parser.add_argument("--lake", default=None, help="Delta tables root (default: the platform config's)")

@@ -1,8 +1,8 @@
 """Jobs: ``mmm run`` (the weekly flow once, optionally on fresh synthetic data) and ``mmm serve`` (its schedule).
 
-``mmm run --demo`` is the README's one command: it writes synthetic raw files for 3 brands x 4 markets
-(with lift tests) into the landing folder, runs every step on the local embedded defaults, and prints
-what happened and where to look.
+``mmm run --demo`` is the README's one command: it writes synthetic raw files for every configured brand
+(the packaged 3 brands, or a project's own) x 4 markets (``--markets``), with lift tests, into the landing
+folder, runs every step on the local embedded defaults, and prints what happened and where to look.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from jobs.options import EXIT_HELD_BACK
+from jobs.options import EXIT_HELD_BACK, add_platform
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEPLOYMENT_FILE = PROJECT_ROOT / "infra" / "prefect" / "prefect.yaml"
-DEMO_BRANDS = ("acme", "bolt", "cobalt")
+if TYPE_CHECKING:
+    from pipelines.config import BrandConfig
+
 DEMO_MARKETS = ("DE", "FR", "IT", "ES")
 DEMO_WEEKS = 157  # landed; the default as_of uses 156 of them, a run a week later the 157th
 SUSPECT_LIFT_TEST = ("acme", "DE", "tv")
@@ -31,30 +32,47 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="run date (default: today)")
     run.add_argument("--brands", nargs="*", default=None, help="only these brands (default: all configured)")
     run.add_argument("--environment", default="local", help="local, or a target of conf/databricks.yaml")
-    run.add_argument("--platform", default=None, help="platform config YAML (overrides --environment)")
+    add_platform(run)  # --project, and --platform (which overrides --environment)
     run.add_argument(
         "--demo",
         action="store_true",
-        help="first write synthetic raw files (3 brands x 4 markets, lift tests), then run last week and this week",
+        help="first write synthetic raw files (every configured brand x 4 markets, lift tests), then run last week "
+        "and this week",
     )
     run.add_argument("--weeks", type=int, default=DEMO_WEEKS, help="with --demo: weeks of synthetic data to land")
+    run.add_argument(
+        "--markets",
+        type=int,
+        choices=range(1, len(DEMO_MARKETS) + 1),
+        default=len(DEMO_MARKETS),
+        help=f"with --demo: markets per brand, of {', '.join(DEMO_MARKETS)}",
+    )
 
-    serve = commands.add_parser("serve", help="serve the weekly deployment locally (its cron from infra/prefect)")
+    serve = commands.add_parser("serve", help="serve the weekly deployment locally (its cron from conf/prefect.yaml)")
     serve.add_argument("--environment", default="local")
+    serve.add_argument(
+        "--project", default=None, help="project folder with conf/ and outputs/ (default: $MMM_PROJECT, else here)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """The flow once (with ``--demo``: last week, then this week); exit 0, 3 when markets failed, 1 on a failed step."""
     from jobs.context import StepContext
     from jobs.flow import StepFailedError, weekly_retrain
+    from pipelines.config import ConfigError
 
     start = time.perf_counter()
     dates = [args.as_of]
-    if args.demo:
-        this_week = args.as_of or demo_as_of(args.weeks - 1)
-        # Last week first, so that this week's refit has champions to be compared with (drift, alerts).
-        dates = [this_week - dt.timedelta(weeks=1), this_week]
-        write_demo_landing(StepContext.for_run(None, None, args.environment, args.platform).landing, args.weeks)
+    try:
+        if args.demo:
+            this_week = args.as_of or demo_as_of(args.weeks - 1)
+            # Last week first, so that this week's refit has champions to be compared with (drift, alerts).
+            dates = [this_week - dt.timedelta(weeks=1), this_week]
+            context = StepContext.for_run(None, args.brands, args.environment, args.platform, args.project)
+            write_demo_landing(context.landing, context.brands, args.weeks, DEMO_MARKETS[: args.markets])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         for as_of in dates:
             summary = weekly_retrain(
@@ -62,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 brands=args.brands,
                 environment=args.environment,
                 platform_file=args.platform,
+                project=args.project,
             )
             if as_of != dates[-1]:
                 done = f"{len(summary.trained)} markets trained, {len(summary.promoted)} champions"
@@ -77,24 +96,27 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the weekly deployment in this process, on its schedule, until interrupted."""
     from prefect import serve as serve_deployments
 
-    deployment = local_deployment(args.environment)
+    deployment = local_deployment(args.environment, args.project)
     when = ", ".join(f"{s.schedule.cron} ({s.schedule.timezone})" for s in deployment.schedules)
     print(f"serving deployment {deployment.name} on {when}; Ctrl-C stops it")
     serve_deployments(deployment)
     return 0
 
 
-def local_deployment(environment: str = "local"):  # -> prefect RunnerDeployment
-    """The deployment of ``infra/prefect/prefect.yaml`` (name, cron, timezone, parameters), to serve here."""
+def local_deployment(environment: str = "local", project: str | None = None):  # -> prefect RunnerDeployment
+    """The deployment of ``conf/prefect.yaml`` (the project's, else the packaged one: name, cron, timezone,
+    parameters), to serve here; its runs use the project folder as it is now (absolute)."""
     from prefect.schedules import Cron
 
     from jobs.flow import weekly_retrain
+    from pipelines.config import conf_file, project_dir
 
-    spec = yaml.safe_load(DEPLOYMENT_FILE.read_text())["deployments"][0]
+    spec = yaml.safe_load(conf_file("prefect.yaml", project).read_text())["deployments"][0]
+    parameters = {**spec.get("parameters", {}), "environment": environment, "project": str(project_dir(project))}
     return weekly_retrain.to_deployment(
         name=spec["name"],
         schedules=[Cron(s["cron"], timezone=s.get("timezone", "UTC")) for s in spec["schedules"]],
-        parameters={**spec.get("parameters", {}), "environment": environment},
+        parameters=parameters,
         tags=spec.get("tags"),
         description=spec.get("description"),
     )
@@ -105,19 +127,29 @@ def demo_as_of(weeks: int) -> dt.date:
     return DEMO_START + dt.timedelta(weeks=weeks)
 
 
-def write_demo_landing(landing: Path, weeks: int) -> None:
+def write_demo_landing(landing: Path, brands: dict[str, BrandConfig], weeks: int, markets: tuple[str, ...]) -> None:
+    """Synthetic raw files for ``brands`` x ``markets``, drawn over the brands' one taxonomy (the demo's
+    simulator knows one set of channels and the control ``price_index``)."""
+    from pipelines.config import ConfigError
     from pipelines.data.synthetic_raw import RawDataConfig, generate_raw_landing
     from pipelines.names import safe_path
 
+    taxonomies = {tuple((c, tuple(raws)) for c, raws in b.taxonomy.items()) for b in brands.values()}
+    if len(taxonomies) != 1 or any(set(b.controls) - {"price_index"} for b in brands.values()):
+        raise ConfigError("the demo's synthetic data needs brands with one taxonomy and no control but price_index")
     config = RawDataConfig(
-        markets={brand: list(DEMO_MARKETS) for brand in DEMO_BRANDS},
+        markets={brand: list(markets) for brand in brands},
+        taxonomy=next(iter(brands.values())).taxonomy,
         weeks=weeks,
         start=DEMO_START.isoformat(),
         lift_tests=True,
     )
     generate_raw_landing(landing, config)
+    print(f"wrote synthetic raw files for {len(brands)} brands x {len(markets)} markets to {landing}")
     # One badly run experiment, so that the demo shows monitoring at work: it reports 3x the true lift.
     brand, market, channel = SUSPECT_LIFT_TEST
+    if brand not in brands or market not in markets or channel not in config.taxonomy:
+        return
     path = safe_path(Path(landing) / "lift_tests", f"{brand}_lift_tests.csv")
     import pandas as pd
 
@@ -125,10 +157,7 @@ def write_demo_landing(landing: Path, weeks: int) -> None:
     suspect = (tests["market"] == market) & (tests["channel"] == channel)
     tests.loc[suspect, "lift"] *= 3
     tests.to_csv(path, index=False)
-    print(
-        f"wrote synthetic raw files for {len(DEMO_BRANDS)} brands x {len(DEMO_MARKETS)} markets to {landing}; "
-        f"the {channel} lift test of {brand}/{market} overstates the true lift 3x on purpose"
-    )
+    print(f"the {channel} lift test of {brand}/{market} overstates the true lift 3x on purpose")
 
 
 def render_summary(summary, wall_s: float) -> str:  # summary: jobs.flow.RetrainSummary

@@ -68,7 +68,7 @@ def promote_command(args: argparse.Namespace) -> int:
 def ui(args: argparse.Namespace) -> int:
     from pipelines.registry.store import RegistryStore, redact
 
-    store = RegistryStore.from_settings(PlatformConfig.from_yaml(args.platform).mlflow)
+    store = RegistryStore.from_settings(PlatformConfig.from_yaml(args.platform, project=args.project).mlflow)
     tracking, artifacts = store.tracking_uri, str(store.artifact_location)
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {redact(tracking)}); Ctrl-C stops it")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking]

@@ -2,15 +2,12 @@
 
 No Spark, MLflow or Prefect here: the library works on one pandas DataFrame in a notebook. The
 names below are the library's front door (``from mmm_models import fit, ModelSpec``); they load
-on first use, so importing the package stays cheap.
+on first use, so importing the package stays cheap and changes no global setting (JAX is configured
+by the first fit that needs it: ``mmm_models.backend``).
 """
 
 from importlib import import_module
 from typing import Any
-
-from mmm_models import backend
-
-backend.configure()
 
 _EXPORTS = {
     "ModelSpec": "mmm_models.spec",

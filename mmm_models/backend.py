@@ -2,8 +2,11 @@
 
 XLA fixes the number of CPU devices when its backend starts, so ``configure`` sets one device per
 usable core and starts the backend at once (other libraries, PyMC among them, rewrite ``XLA_FLAGS``
-when imported). Importing ``mmm_models`` calls it. If the caller started JAX earlier, chains fall
-back to vectorised execution on the devices that exist.
+when imported). Importing ``mmm_models`` sets nothing: the library's two JAX users, the numpyro
+sampler and the budget optimiser, call ``configure`` before they start JAX, so from the first numpyro
+fit or budget optimisation on, the process's JAX runs on the CPU in float64 (the models' log densities
+need float64). If the caller started JAX earlier, chains fall back to vectorised execution on the
+devices that exist.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"
+_configured = False
 
 
 def usable_cores() -> int:
@@ -19,7 +23,10 @@ def usable_cores() -> int:
 
 
 def configure() -> None:
-    """Expose one XLA host device per usable core (unless set already) and enable float64."""
+    """Expose one XLA host device per usable core (unless set already) and enable float64; once per process."""
+    global _configured
+    if _configured:
+        return
     flags = os.environ.get("XLA_FLAGS", "")
     if _DEVICE_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {_DEVICE_FLAG}={usable_cores()}".strip()
@@ -28,6 +35,7 @@ def configure() -> None:
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_platforms", "cpu")
     jax.local_device_count()  # start the backend now, with these flags
+    _configured = True
 
 
 def device_count() -> int:

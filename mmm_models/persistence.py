@@ -1,8 +1,9 @@
 """Save and load a fitted model: one folder with the posterior (NetCDF), spec, scaling and data.
 
-``posterior.nc`` holds the posterior, the sampler statistics and the training frame (group
-``constant_data``); ``spec.yaml``, ``scaling.json`` and ``fit.json`` hold the rest. Loading gives a
-model whose predictions are identical to the original's.
+``posterior.nc`` holds the posterior, the sampler statistics, the training frame (group
+``constant_data``) and, when the model has them, the predictive groups of ``mmm_models.predictive``
+(``observed_data``, ``log_likelihood``, prior and predictive draws); ``spec.yaml``, ``scaling.json``
+and ``fit.json`` hold the rest. Loading gives a model whose predictions are identical to the original's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import xarray as xr
 from mmm_models.data import ScalingFactors
 from mmm_models.fitted import FittedModel
 from mmm_models.fitting import FitSettings
+from mmm_models.predictive import PREDICTIVE_GROUPS
 from mmm_models.spec import ModelSpec
 
 POSTERIOR_FILE = "posterior.nc"
@@ -24,13 +26,14 @@ SPEC_FILE = "spec.yaml"
 SCALING_FILE = "scaling.json"
 FIT_FILE = "fit.json"
 LIFT_FILE = "lift_tests.csv"  # only when the fit was calibrated with lift tests
+KEPT_GROUPS = ("posterior", "sample_stats", *PREDICTIVE_GROUPS)
 
 
 def save(model: FittedModel, folder: str | Path) -> Path:
     """Write ``model`` into ``folder`` (created if needed); returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    idata = az.InferenceData(posterior=model.idata.posterior, sample_stats=model.idata.sample_stats)
+    idata = az.InferenceData(**{g: model.idata[g] for g in KEPT_GROUPS if g in model.idata.groups()})
     frame = model.data.rename(columns={model.spec.date_column: "week"}).set_index("week")
     idata.add_groups(constant_data=xr.Dataset.from_dataframe(frame))
     idata.to_netcdf(str(folder / POSTERIOR_FILE))
@@ -57,7 +60,7 @@ def load(folder: str | Path) -> FittedModel:
     return FittedModel(
         spec=spec,
         scaling=ScalingFactors.from_dict(json.loads((folder / SCALING_FILE).read_text())),
-        idata=az.InferenceData(posterior=idata.posterior.load(), sample_stats=idata.sample_stats.load()),
+        idata=az.InferenceData(**{g: idata[g].load() for g in KEPT_GROUPS if g in idata.groups()}),
         data=frame,
         settings=FitSettings(**fit_info["settings"]),
         market=fit_info["market"],

@@ -5,12 +5,20 @@ each model channel (the taxonomy), which sales measure is the target, which cont
 quality limits that decide whether a market is modelled this week, and the model spec (a file, or
 a default built from the channels and controls). The platform file (``conf/platform.yaml``) holds
 the paths, the MLflow stores, the sampler settings and the promotion gate.
+
+Where files are: a project folder (``--project``, ``$MMM_PROJECT``, else the working folder) holds the
+user's ``conf/`` and ``outputs/``. A config file the project lacks is read from the defaults shipped
+in the package (``mmm_conf``, the repository's ``conf/``). A relative path that a file names resolves
+against that file's folder; a path it leaves out takes its default under the project folder
+(``outputs/landing``, ``outputs/lake``, ``outputs/mlflow.db``...), so nothing is written inside the
+installed package.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -22,13 +30,31 @@ from pipelines import names
 if TYPE_CHECKING:
     from mmm_models.spec import ModelSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout; relative local paths resolve against it
-CONF_DIR = PROJECT_ROOT / "conf"
+# Where the code is (a checkout, or site-packages): only for the git commit a run records, never for data.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_VARIABLE = "MMM_PROJECT"  # the project folder when --project is not given
+DEFAULTS_PACKAGE = "mmm_conf"  # the default configuration: the repository's conf/, installed as a package
 ENVIRONMENT_VARIABLE = "MMM_ENVIRONMENT"  # picks the environment of a platform file with ``environments:``
 
 
 class ConfigError(ValueError):
     """A configuration file is missing or invalid; the message names the file and the field."""
+
+
+def project_dir(project: str | Path | None = None) -> Path:
+    """The project folder (absolute): ``project``, else ``$MMM_PROJECT``, else the working folder."""
+    return Path(project or os.environ.get(PROJECT_VARIABLE) or Path.cwd()).expanduser().resolve()
+
+
+def default_conf() -> Path:
+    """The folder of the packaged default configuration (read-only: never written to)."""
+    return Path(str(resources.files(DEFAULTS_PACKAGE)))
+
+
+def conf_file(name: str, project: str | Path | None = None) -> Path:
+    """``<project>/conf/<name>`` when the project has it, else the packaged default of that name."""
+    own = project_dir(project) / "conf" / name
+    return own if own.exists() else default_conf() / name
 
 
 class QualityLimits(BaseModel):
@@ -41,12 +67,18 @@ class QualityLimits(BaseModel):
 
 
 class ChannelBudget(BaseModel):
-    """A channel's spend limits over the period, as multiples of its current spend (the run-rate)."""
+    """A channel's spend limits over the period, as multiples of its current spend (the run-rate).
+
+    Default +-30%, as Meridian's: a response curve is known only around the spend a market has run, and
+    at 0.5x-2x the optimiser pushed 56% of the channels of issue 19's 40-geo demo to a bound on
+    intervals that included zero, i.e. it extrapolated the curves. A larger move needs a test first
+    (the recommendation's ``test`` verdict says which), or an explicit wider bound here.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    min_factor: float = Field(0.5, ge=0, description="at least this x current spend")
-    max_factor: float = Field(2.0, ge=0, description="at most this x current spend")
+    min_factor: float = Field(0.7, ge=0, description="at least this x current spend")
+    max_factor: float = Field(1.3, ge=0, description="at most this x current spend")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> ChannelBudget:
@@ -70,6 +102,9 @@ class BudgetSettings(BaseModel):
     total: float | None = Field(None, gt=0, description="budget over the period; default: current spend (run-rate)")
     bounds: ChannelBudget = Field(default_factory=ChannelBudget, description="every channel's limits")
     channels: dict[str, ChannelBudget] = Field(default_factory=dict, description="per-channel limits instead")
+    # The posterior mean: the split is the best guess, and the risk is stated beside it, not mixed into it
+    # (each recommendation's P(uplift > 0) and its act / hold / test verdict). A risk-aware objective
+    # (mean_minus_sd, cvar) also favours channels merely because they are better measured.
     objective: Literal["mean", "mean_minus_sd", "cvar"] = "mean"
 
     def bound(self, channel: str) -> ChannelBudget:
@@ -169,7 +204,7 @@ class BrandConfig(BaseModel):
         from mmm_models.spec import ModelSpec  # here, not at the top: the data pipeline never needs JAX
 
         if self.model_spec is not None:
-            return ModelSpec.from_yaml(CONF_DIR / self.model_spec)  # from_yaml made a brand file's path absolute
+            return ModelSpec.from_yaml(self.model_spec)  # from_yaml made a brand file's path absolute
         return ModelSpec.from_dict(
             {
                 "name": f"{self.brand}_default",
@@ -271,6 +306,58 @@ class GateSettings(BaseModel):
     auto_promote: bool = True
 
 
+class ReviewSettings(BaseModel):
+    """The model review (``pipelines.training.review``): thresholds of the checks that go beyond convergence.
+
+    A REVIEW version is registered and becomes ``challenger``, never ``champion`` by itself; a FAIL is
+    rejected like a gate failure. Each default says why it is where it is.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Goodness of fit. Issue 19's Meridian demo fitted with in-sample R^2 0.32 and holdout R^2 -0.05 and
+    # passed the WAPE-ratio gate, because its holdout was as poor as its fit. A model that explains less
+    # than half the weekly variance it was fitted on credits media with what it cannot tell from noise.
+    min_r2_train: float = Field(0.5, le=1, description="in-sample R^2 below this: REVIEW")
+    # Not beating a forecast that needs no model (last year's week, or the recent level) on weeks the
+    # model never saw means its structure adds nothing out of sample: REVIEW, whatever its in-sample fit.
+    max_naive_wape_ratio: float = Field(
+        1.0, gt=0, description="holdout WAPE / the better naive forecast's holdout WAPE above this: REVIEW"
+    )
+    # Informativeness, per channel, on ROAS. Learned: the data cut the prior sd by at least 30%, or moved
+    # the mean by a prior sd or more; below both, the posterior is the prior (within Monte Carlo error
+    # and the prior's own arbitrariness). Identified: learned, and the 90% HDI no wider than the mean
+    # (for a near-normal posterior, sd <= 0.3 x mean: the channel's ROAS is known to about +-50%, enough to
+    # rank it; the issue's demo had intervals twice the mean). Either missing: REVIEW.
+    min_roas_contraction: float = Field(0.3, ge=0, le=1, description="1 - posterior sd / prior sd for 'learned'")
+    min_roas_shift_sd: float = Field(1.0, ge=0, description="|posterior - prior mean| / prior sd for 'learned'")
+    max_roas_relative_width: float = Field(1.0, gt=0, description="90% HDI width / mean for 'identified'")
+    # Baseline sanity, as Meridian's baseline check: the probability that the baseline (sales without
+    # media) is negative over the training window; 0.2 asks for a look, 0.8 is a model that is wrong.
+    negative_baseline_review: float = Field(0.2, ge=0, le=1, description="P(baseline share < 0) above this: REVIEW")
+    negative_baseline_fail: float = Field(0.8, ge=0, le=1, description="P(baseline share < 0) above this: FAIL")
+    # One channel credited with more than half of all sales is rarely real: it has usually absorbed trend
+    # or seasonality that shares its timing.
+    max_channel_share: float = Field(0.5, gt=0, le=1, description="a channel's mean contribution share above: REVIEW")
+    # PSIS-LOO (Vehtari, Gelman & Gabry 2017): a Pareto k above 0.7 makes that week's LOO estimate
+    # unreliable. A few such weeks (a promotion, an outlier) are normal; above 10% of the weeks the ELPD
+    # itself, and the champion comparison built on it, cannot be trusted.
+    max_pareto_k: float = Field(0.7, gt=0, description="a week's Pareto k above this is 'bad'")
+    max_bad_k_share: float = Field(0.1, ge=0, le=1, description="share of bad-k weeks above this: REVIEW")
+    # Challenger vs champion on the weeks both were fitted on: worse by more than 2 standard errors of the
+    # paired difference is a real loss of predictive accuracy, not noise (as az.compare reads it).
+    max_elpd_loss_se: float = Field(2.0, gt=0, description="challenger ELPD below champion's by > this x se: REVIEW")
+    # What the saved InferenceData keeps (see mmm_models.predictive): sizes in the version's review message.
+    max_predictive_draws: int = Field(1000, ge=100, description="posterior predictive draws kept")
+    prior_draws: int = Field(500, ge=100, description="prior draws (prior ROAS for informativeness)")
+
+    @model_validator(mode="after")
+    def _fail_beyond_review(self) -> ReviewSettings:
+        if self.negative_baseline_fail < self.negative_baseline_review:
+            raise ValueError("negative_baseline_fail must not be below negative_baseline_review")
+        return self
+
+
 class MonitoringSettings(BaseModel):
     """Thresholds of the monitoring alert rules (``monitoring.rules`` explains each default)."""
 
@@ -305,6 +392,38 @@ class RecommendSettings(BaseModel):
 
     alias: str = Field("champion", min_length=1, description="the registry alias whose version is optimised")
     max_draws: int = Field(1000, ge=100, description="posterior draws the optimiser averages over")
+    # The verdict of each market's recommendation (pipelines.recommend.budget.decide). act: the move beats
+    # the current split in at least 90% of posterior draws (the one-sided twin of the 90% HDIs shown
+    # everywhere else) and every channel it moves is identified. A channel is identified, as in the model
+    # review, when its 90% ROAS HDI is no wider than its mean: otherwise its ROAS, and so the move, comes
+    # from the prior as much as from the data (a share prior gives a small channel a high ROAS before any
+    # data; measured on simulated markets with no media effect at all, the optimiser's moves then beat the
+    # current split in 98-99% of draws). test: the move hinges on such a channel; the experiment is on the
+    # moved, unidentified channel whose ROAS is worth most to the decision (its value of information, with
+    # the money moved on it breaking ties). hold: otherwise (the evidence does not support moving).
+    # A channel counts as moved when its spend changes by 5% or more: less is within the week-to-week
+    # variation of its run-rate.
+    act_probability: float = Field(0.9, gt=0.5, lt=1, description="P(uplift > 0) needed to act")
+    max_roas_relative_width: float = Field(1.0, gt=0, description="90% ROAS HDI width / mean for 'identified'")
+    min_moved_share: float = Field(0.05, ge=0, description="|spend change| / current spend for 'moved'")
+    # The experiment: a go-dark test (the usual geo-experiment design that calibrates an MMM) of the
+    # shortest duration that is expected to narrow the channel's 90% ROAS HDI by a third, else the longest.
+    test_weeks: list[int] = Field(default_factory=lambda: [4, 6, 8], min_length=1, description="durations tried")
+    test_spend_change: float = Field(-1.0, ge=-1, description="relative spend change of the test (-1: go dark)")
+    test_se_factor: float = Field(1.0, gt=0, description="test lift se / (weekly noise sd x sqrt(weeks))")
+    target_narrowing: float = Field(1 / 3, gt=0, lt=1, description="HDI narrowing a test should bring")
+
+
+class PrefectSettings(BaseModel):
+    """The weekly flow on Prefect (``jobs.flow``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failure_notification: str | None = Field(
+        None,
+        description='a Prefect notification block, "<block type>/<name>" (e.g. "slack-webhook/mmm-alerts"), told '
+        "when a step fails; none: no message",
+    )
 
 
 class PlatformConfig(BaseModel):
@@ -323,23 +442,60 @@ class PlatformConfig(BaseModel):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
 
     @classmethod
-    def from_yaml(cls, path: str | Path = CONF_DIR / "platform.yaml", environment: str | None = None) -> PlatformConfig:
-        """A platform file; one with ``environments:`` (``conf/databricks.yaml``) is a template per environment.
+    def from_yaml(
+        cls, path: str | Path | None = None, environment: str | None = None, project: str | Path | None = None
+    ) -> PlatformConfig:
+        """A platform file (default: the project's ``conf/platform.yaml``, else the packaged one), paths made absolute.
 
-        There ``environment`` (default: ``$MMM_ENVIRONMENT``, which the Databricks bundle sets to its target)
-        picks the names (catalog, schema...) filled into the ``platform:`` template's ``{placeholders}``.
-        A relative ``brands`` folder that exists beside the file is taken from there (the bundle syncs
-        ``conf/`` as a whole, wherever its per-user root is); otherwise it is relative to the working folder.
+        One with ``environments:`` (``conf/databricks.yaml``) is a template per environment: ``environment``
+        (default: ``$MMM_ENVIRONMENT``, which the Databricks bundle sets to its target) picks the names
+        (catalog, schema...) filled into the ``platform:`` template's ``{placeholders}``.
         """
-        config = _load(cls, Path(path), lambda raw: _for_environment(raw, Path(path), environment))
-        beside = Path(path).parent / config.brands
-        if not Path(config.brands).is_absolute() and beside.is_dir():
-            config = config.model_copy(update={"brands": str(beside.resolve())})
-        return config
+        path = Path(path) if path is not None else conf_file("platform.yaml", project)
+        config = _load(cls, path, lambda raw: _for_environment(raw, path, environment))
+        return config.resolved(path.resolve().parent, project_dir(project))
+
+    def resolved(self, folder: Path, project: Path) -> PlatformConfig:
+        """Relative paths made absolute: those the file named against its ``folder``, defaults under ``project``.
+
+        Brands left out are the project's ``conf/brands``, or the packaged brands when the project has none.
+        """
+
+        def place(value: str, named: bool) -> str:
+            return value if Path(value).is_absolute() else str(((folder if named else project) / value).resolve())
+
+        def uri(value: str, named: bool) -> str:  # a relative SQLite file; other URIs (servers, databricks) as they are
+            if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+                return f"sqlite:///{place(value.removeprefix('sqlite:///'), named)}"
+            return value
+
+        named, mlflow, training = self.model_fields_set, self.mlflow, self.training
+        brands = place(self.brands, "brands" in named)
+        if "brands" not in named and not Path(brands).is_dir():
+            brands = str(default_conf() / "brands")
+        stores = {
+            "tracking_uri": uri(mlflow.tracking_uri, "tracking_uri" in mlflow.model_fields_set),
+            "registry_uri": mlflow.registry_uri and uri(mlflow.registry_uri, True),
+            "artifact_location": mlflow.artifact_location
+            if "://" in mlflow.artifact_location
+            else place(mlflow.artifact_location, "artifact_location" in mlflow.model_fields_set),
+        }
+        compile_dir = place(training.compile_dir, "compile_dir" in training.model_fields_set)
+        return self.model_copy(
+            update={
+                "landing": place(self.landing, "landing" in named),
+                "lake": place(self.lake, "lake" in named),
+                "brands": brands,
+                "mlflow": mlflow.model_copy(update=stores),
+                "training": training.model_copy(update={"compile_dir": compile_dir}),
+            }
+        )
 
 
 def _for_environment(raw: dict, path: Path, environment: str | None) -> dict:
@@ -366,8 +522,9 @@ def _for_environment(raw: dict, path: Path, environment: str | None) -> dict:
         raise ConfigError(f"{path}: placeholder {exc} is not one of {sorted(values)}") from exc
 
 
-def load_brands(folder: str | Path = CONF_DIR / "brands") -> dict[str, BrandConfig]:
-    """Every ``*.yaml`` brand file in ``folder``, by brand name."""
+def load_brands(folder: str | Path | None = None) -> dict[str, BrandConfig]:
+    """Every ``*.yaml`` brand file in ``folder`` (default: the platform file's brands), by brand name."""
+    folder = folder if folder is not None else PlatformConfig.from_yaml().brands
     files = sorted(Path(folder).glob("*.yaml"))
     if not files:
         raise ConfigError(f"no brand files (*.yaml) in {folder}")

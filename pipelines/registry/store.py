@@ -41,7 +41,7 @@ from tenacity import (
     wait_random,
 )
 
-from pipelines.config import PROJECT_ROOT, MlflowSettings
+from pipelines.config import MlflowSettings, project_dir
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -208,8 +208,10 @@ class RegistryStore:
     artifact_location: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: MlflowSettings, base: Path = PROJECT_ROOT) -> RegistryStore:
-        """The store of ``settings``, local paths made absolute against ``base`` (a SQLite file's folder created)."""
+    def from_settings(cls, settings: MlflowSettings, base: Path | None = None) -> RegistryStore:
+        """The store of ``settings``, local paths made absolute against ``base`` (default: the project folder;
+        ``PlatformConfig.from_yaml`` has made a file's paths absolute already), a SQLite file's folder created."""
+        base = base or project_dir()
 
         def absolute(uri: str) -> str:
             if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):

@@ -25,7 +25,7 @@ from pipelines.names import model_name
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "infra" / "databricks"
-PREFECT_FILE = ROOT / "infra" / "prefect" / "prefect.yaml"
+PREFECT_FILE = ROOT / "conf" / "prefect.yaml"
 DATABRICKS_CONF = ROOT / "conf" / "databricks.yaml"
 CHAIN = list(STEPS)  # the Databricks job runs the Prefect flow's steps, in the same order
 AS_OF = "2026-01-05"

@@ -8,9 +8,12 @@ themselves are tested in tests/pipelines and tests/monitoring, and end to end by
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 from collections import Counter
 
 import pytest
+from prefect.blocks.abstract import NotificationBlock
 from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 
@@ -85,3 +88,77 @@ def test_a_step_that_keeps_failing_fails_the_flow_and_names_the_step(monkeypatch
 def test_unknown_brands_are_an_error_not_an_empty_run() -> None:
     with pytest.raises(ValueError, match="unknown brands"):
         StepContext.for_run("2026-01-05", ["no_such_brand"], "local", None)
+
+
+def latest_artifact(key: str):  # -> prefect Artifact
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    return max(asyncio.run(read()), key=lambda artifact: artifact.created)
+
+
+def test_the_flow_publishes_its_summary_and_recommendations_as_artifacts(monkeypatch) -> None:
+    import pandas as pd
+
+    stand_in_steps(monkeypatch, {})
+    rows = pd.DataFrame(
+        {"brand": ["acme"], "market": ["DE"], "channel": ["tv"], "status": ["success"], "current_spend": [10.0]}
+        | {"recommended_spend": [12.0], "change_pct": [20.0], "expected_uplift": [float("nan")], "run_date": ["x"]}
+    )
+    monkeypatch.setattr(flow, "summary_markdown", lambda summary: "# stand-in summary")
+    original = flow.publish_artifacts
+
+    def with_rows(summary):
+        summary.recommendations, summary.trained = rows, ["acme/DE"]
+        original(summary)
+
+    monkeypatch.setattr(flow, "publish_artifacts", with_rows)
+    flow.weekly_retrain(as_of="2026-01-05")
+    summary = latest_artifact("weekly-retrain-summary")
+    assert summary.type == "markdown" and summary.data == "# stand-in summary"
+    table = latest_artifact("budget-recommendations")
+    assert table.type == "table"
+    [row] = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert row["channel"] == "tv" and row["recommended_spend"] == 12.0 and row["expected_uplift"] is None
+    assert "run_date" not in row  # only the columns chosen for reading
+
+
+def test_the_summary_markdown_names_what_happened() -> None:
+    summary = flow.RetrainSummary(as_of=dt.date(2026, 1, 5), training_run_id="abc", trained=["acme/DE"])
+    summary.failed = {"acme/FR": "gate: rhat"}
+    text = flow.summary_markdown(summary)
+    assert "# Weekly run for 2026-01-05" in text and "`abc`" in text and "**acme/FR**: gate: rhat" in text
+
+
+class RecordingNotification(NotificationBlock):
+    """A notification block that keeps its messages (a stand-in for Slack, e-mail...)."""
+
+    _block_type_name = "MMM Test Recording Notification"
+
+    def notify(self, body: str, subject: str | None = None) -> None:
+        SENT.append((subject, body))
+
+
+SENT: list[tuple[str | None, str]] = []
+
+
+def test_a_failed_step_notifies_the_configured_block(monkeypatch, tmp_path) -> None:
+    RecordingNotification().save("weekly-failures", overwrite=True)
+    platform = tmp_path / "platform.yaml"
+    block = "mmm-test-recording-notification/weekly-failures"
+    platform.write_text(f"landing: landing\nlake: lake\nprefect: {{failure_notification: {block}}}\n")
+    stand_in_steps(monkeypatch, {"train": 99})
+    SENT.clear()
+    with pytest.raises(flow.StepFailedError):
+        flow.weekly_retrain(as_of="2026-01-05", platform_file=str(platform))
+    [(subject, body)] = SENT
+    assert "2026-01-05 failed" in subject and "step 'train' failed" in body
+    # Unset: no message. A block that cannot be loaded: logged, and the step's failure still raised.
+    for settings in ("", "prefect: {failure_notification: no-such-type/none}\n"):
+        platform.write_text("landing: landing\nlake: lake\n" + settings)
+        with pytest.raises(flow.StepFailedError):
+            flow.weekly_retrain(as_of="2026-01-05", platform_file=str(platform))
+    assert len(SENT) == 1
