@@ -197,7 +197,11 @@ def channel_metrics(
     model: FittedModel, period: Period | None = None, hdi_prob: float = HDI_PROB, max_draws: int | None = None
 ) -> pd.DataFrame:
     """Long and labelled: one row per channel and metric (``CHANNEL_METRICS``) with mean, sd, hdi_low, hdi_high."""
-    draws = channel_metric_draws(model, period, max_draws)
+    return summarise_metric_draws(channel_metric_draws(model, period, max_draws), hdi_prob)
+
+
+def summarise_metric_draws(draws: xr.DataArray, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """``channel_metric_draws`` as ``channel_metrics``' long table (for callers that also use the draws)."""
     stats = summarise(draws.values, hdi_prob)  # each (channel, metric)
     index = pd.MultiIndex.from_product([draws.channel.values, draws.metric.values], names=["channel", "metric"])
     frame = pd.DataFrame({name: value.reshape(-1) for name, value in stats.items()}, index=index)

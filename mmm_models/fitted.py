@@ -124,6 +124,9 @@ def fit(
     otherwise it is computed from the training weeks. ``lift_tests`` (see ``mmm_models.lift``)
     enter the likelihood as extra observations. ``allow_target_gaps`` keeps weeks with a NaN target
     (no sales recorded) as masked gaps instead of refusing the frame.
+
+    The numpyro sampler (the default) sets the process's JAX to the CPU and float64 on its first fit
+    (``mmm_models.backend``); nutpie and pymc leave JAX alone.
     """
     settings = settings or FitSettings()
     start = time.perf_counter()

@@ -106,6 +106,7 @@ def _structure(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign |
 def _compile_numpyro(
     spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
 ) -> _CompiledJax:
+    backend.configure()  # before JAX starts and before pymc.sampling.jax rewrites XLA_FLAGS
     import jax
     from numpyro.infer.hmc import hmc
     from pymc.initial_point import make_initial_point_fn

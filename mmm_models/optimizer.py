@@ -21,6 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import minimize
 
+from mmm_models import backend
 from mmm_models import constants as C
 from mmm_models.analysis import HDI_PROB, summarise
 from mmm_models.equations import ChannelLayout, channel_contributions
@@ -128,12 +129,20 @@ class BudgetRecommendation:
     converged: bool
     message: str
     response_draws: np.ndarray  # (draws,) total response of the recommendation
+    uplift_draws: np.ndarray  # (draws,) recommended minus current plan's response
+    current_roas_draws: np.ndarray  # (draws, channels) each channel's response / spend under the current plan
+
+    @property
+    def uplift_probability(self) -> float:
+        """Posterior probability that the recommended split beats the current one."""
+        return float(np.mean(self.uplift_draws > 0))
 
 
 class BudgetOptimizer:
     """Finds the spend split that maximises the chosen objective of the posterior response."""
 
     def __init__(self, response: ResponseModel, problem: BudgetProblem, hdi_prob: float = HDI_PROB) -> None:
+        backend.configure()  # float64 on the CPU, before JAX starts
         import jax
         import jax.numpy as jnp
 
@@ -279,7 +288,10 @@ class BudgetOptimizer:
                     **{f"marginal_roas_{k}": float(v) for k, v in summarise(marginal, self.hdi_prob).items()},
                 }
             )
-        uplift = summarise(rec_draws.sum(axis=1) - cur_draws.sum(axis=1), self.hdi_prob)
+        uplift_draws = rec_draws.sum(axis=1) - cur_draws.sum(axis=1)
+        uplift = summarise(uplift_draws, self.hdi_prob)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            current_roas = np.where(self.current > 0, cur_draws / self.current, np.nan)
         return BudgetRecommendation(
             table=pd.DataFrame(rows),
             uplift={k: float(v) for k, v in uplift.items()},
@@ -288,6 +300,8 @@ class BudgetOptimizer:
             converged=converged,
             message=message,
             response_draws=rec_draws.sum(axis=1),
+            uplift_draws=uplift_draws,
+            current_roas_draws=current_roas,
         )
 
 

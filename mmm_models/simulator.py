@@ -280,7 +280,6 @@ def simulate_lift_tests(
     rng = np.random.default_rng(seed)
     config, data = market.config, market.data
     channels = channels or list(config.channels)
-    truth = truth_response_model(market)
     rows = []
     for channel in channels:
         starts = np.arange(config.l_max, len(data) - weeks - config.l_max)
@@ -297,7 +296,15 @@ def simulate_lift_tests(
             }
         )
     tests = pd.DataFrame(rows)
-    spec = simulation_spec(config)
+    true_lift = true_lifts(market, tests)
+    se = relative_se * np.abs(true_lift)
+    return tests.assign(lift=bias * true_lift + rng.normal(0, se), lift_se=se, true_lift=true_lift)
+
+
+def true_lifts(market: SimulatedMarket, tests: pd.DataFrame) -> np.ndarray:
+    """The true lift of each test (columns ``channel, start, end, spend_delta``; window and carry-over, as
+    ``mmm_models.lift`` models it), from the simulator's parameters."""
+    truth, data = truth_response_model(market), market.data
     scaling = ScalingFactors(
         target=1.0,
         spend=dict(zip(truth.channels, truth.spend_scale, strict=True)),
@@ -305,7 +312,6 @@ def simulate_lift_tests(
         time_origin=str(data["date"].iloc[0].date()),
         time_span_weeks=float(len(data) - 1),
     )
-    design = build_lift_design(spec, tests.assign(lift=0.0, lift_se=1.0), data, scaling)
-    true_lift = lift_effects(np, truth.layout, design.model_data(), truth.params)[0, : len(tests)]
-    se = relative_se * np.abs(true_lift)
-    return tests.assign(lift=bias * true_lift + rng.normal(0, se), lift_se=se, true_lift=true_lift)
+    frame = tests[["channel", "start", "end", "spend_delta"]].assign(lift=0.0, lift_se=1.0)
+    design = build_lift_design(simulation_spec(market.config), frame, data, scaling)
+    return lift_effects(np, truth.layout, design.model_data(), truth.params)[0, : len(tests)]

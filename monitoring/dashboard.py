@@ -30,13 +30,20 @@ RECOMMENDATION_COLUMNS = [
     "current_spend",
     "recommended_spend",
     "change_pct",
-    "expected_contribution_mean",
-    "expected_contribution_hdi_low",
-    "expected_contribution_hdi_high",
+    "expected_contribution",
+    "contribution_hdi_low",
+    "contribution_hdi_high",
     "roas",
     "marginal_roas",
+    "expected_uplift",
+    "uplift_hdi_low",
+    "uplift_hdi_high",
+    "uplift_probability",
+    "verdict",
+    "test_weeks",
+    "test_predicted_narrowing",
     "model_version",
-]
+]  # names of outputs/budget_recommendations' columns (tests/monitoring/test_dashboard.py checks they exist)
 ALERT_COLUMNS = ["created_at", "severity", "rule", "brand", "market", "channel", "metric", "value", "threshold"]
 
 
@@ -214,7 +221,12 @@ def recommendations_table(recommendations: pd.DataFrame) -> str:
         return '<p class="empty">no recommendations yet</p>'
     latest = recommendations[recommendations["run_date"] == recommendations["run_date"].max()]
     shown = latest[[c for c in RECOMMENDATION_COLUMNS if c in latest.columns]].sort_values(["brand", "market"])
-    return shown.to_html(index=False, float_format=lambda v: f"{v:,.3g}", na_rep="-", escape=True)
+    return shown.to_html(index=False, float_format=readable, na_rep="-", escape=True)
+
+
+def readable(value: float) -> str:
+    """A number as people read it: 361,234 (not 3.61e+05) from 100 up, three significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _cell(value) -> str:

@@ -296,7 +296,10 @@ BUDGET_RECOMMENDATIONS = Table(
     "min_spend double, max_spend double, recommended_spend double, change_pct double, "
     "expected_contribution double, contribution_hdi_low double, contribution_hdi_high double, roas double, "
     "marginal_roas double, expected_uplift double, uplift_hdi_low double, uplift_hdi_high double, "
-    "converged boolean, recorded_at timestamp",
+    "converged boolean, uplift_probability double, verdict string, decision_value double, test_start date, "
+    "test_weeks int, test_spend_change_pct double, test_spend_delta double, test_lift_se double, "
+    "test_expected_lift double, test_predicted_narrowing double, test_value double, test_rank int, "
+    "recorded_at timestamp",
 )
 
 MONITORING = (POSTERIOR_DRIFT, LIFT_CALIBRATION, DATA_DRIFT, ALERTS)

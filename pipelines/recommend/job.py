@@ -6,7 +6,9 @@ wrapper), the current spend is the run-rate of the latest weeks in ``gold/model_
 splits the brand's budget within its bounds. Each market gives one row per channel in
 ``outputs/budget_recommendations``, keyed by (run_date, brand, market, channel): ``success`` with the
 numbers, or ``no_champion`` / ``failed`` with the reason, so no market is silently absent and one bad
-market never stops the others. A rerun for the same run date rewrites nothing unless an answer changed;
+market never stops the others. Each success row carries the market's verdict (act / hold / test) and the
+probability that its uplift is positive; a ``test`` market's tested channel carries the experiment,
+ranked within its brand (``test_rank``). A rerun for the same run date rewrites nothing unless an answer changed;
 earlier run dates stay queryable.
 """
 
@@ -31,6 +33,7 @@ from pipelines.recommend.budget import (
     FAILED,
     NO_CHAMPION,
     SUCCESS,
+    decide,
     recommend_budget,
     run_rate,
     success_rows,
@@ -78,6 +81,8 @@ class RecommendReport:
                 ],
                 "roas": rows["roas"],
                 "mroas": rows["marginal_roas"],
+                "verdict": rows["verdict"],
+                "p_uplift": rows["uplift_probability"],
             }
         )
         return shown.to_string(
@@ -93,7 +98,8 @@ class RecommendReport:
                 detail = (
                     f"{first['model_name']} v{first['model_version']}: budget {first['total_budget']:,.0f} over "
                     f"{first['period_weeks']} weeks, expected uplift {first['expected_uplift']:+,.0f} "
-                    f"(90% HDI {_interval(first['uplift_hdi_low'], first['uplift_hdi_high'])})"
+                    f"(90% HDI {_interval(first['uplift_hdi_low'], first['uplift_hdi_high'])}), "
+                    f"{_verdict(rows)}"
                 )
             else:
                 detail = f"{first['status']}: {first['reason']}"
@@ -135,7 +141,7 @@ def recommend(
         rows += [{"run_date": as_of, "brand": brand, "market": market, **row} for row in market_rows]
         seconds = time.perf_counter() - clock
         say(f"  [{index}/{len(chosen)}] {brand}/{market} {_describe(market_rows[0])} ({seconds:.1f} s)")
-    frame = pd.DataFrame(rows).reindex(columns=BUDGET_RECOMMENDATIONS.columns)
+    frame = rank_tests(pd.DataFrame(rows).reindex(columns=BUDGET_RECOMMENDATIONS.columns))
     frame["recorded_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
     write_recommendations(spark, root, frame, as_of)
     return RecommendReport(as_of, frame, time.perf_counter() - start)
@@ -168,10 +174,19 @@ def _market(
             raise OptimizationError("no weeks of spend in gold/model_input up to the run date")
         model = store.load_run_model(store.market_run_id(name, version, brand, market))
         recommendation = recommend_budget(model, spend, budget, platform.recommend.max_draws)
-        return success_rows(recommendation, budget, (name, version))
+        decision = decide(model, recommendation, platform.recommend)
+        return success_rows(recommendation, budget, (name, version), decision)
     except Exception as exc:  # one bad market never stops the others: its rows say what happened
         reason = f"{type(exc).__name__}: {exc}"[:2000]
         return unavailable_rows(config.channels, FAILED, reason, budget, current, (name, version))
+
+
+def rank_tests(rows: pd.DataFrame) -> pd.DataFrame:
+    """``test_rank`` of each proposed experiment within its brand: 1 is the test whose answer is worth most
+    (its ``test_value``, the channel's value of information for the market's decision)."""
+    proposed = rows["test_value"].notna()
+    ranks = rows[proposed].groupby("brand")["test_value"].rank(ascending=False, method="first")
+    return rows.assign(test_rank=ranks.reindex(rows.index))
 
 
 def known_markets(
@@ -220,10 +235,25 @@ def _interval(low: float, high: float) -> str:
     return "-" if _missing(low) or _missing(high) else f"{low:,.0f} to {high:,.0f}"
 
 
+def _verdict(rows: pd.DataFrame) -> str:
+    """``act (P(uplift > 0) 0.95)``; a test names its channel, duration and predicted narrowing."""
+    first = rows.iloc[0]
+    text = f"{first['verdict']} (P(uplift > 0) {first['uplift_probability']:.2f})"
+    tested = rows[rows["test_weeks"].notna()]
+    if len(tested):
+        test = tested.iloc[0]
+        text += (
+            f": test {test['channel']} {test['test_spend_change_pct']:+.0f}% for {int(test['test_weeks'])} weeks "
+            f"from {test['test_start']}, ROAS interval expected {test['test_predicted_narrowing']:.0%} narrower"
+        )
+    return text
+
+
 def _describe(row: dict) -> str:
     if row["status"] == SUCCESS:
         return (
             f"{row['model_name']} v{row['model_version']}: uplift {row['expected_uplift']:+,.0f} "
-            f"(90% HDI {_interval(row['uplift_hdi_low'], row['uplift_hdi_high'])})"
+            f"(90% HDI {_interval(row['uplift_hdi_low'], row['uplift_hdi_high'])}), {row['verdict']} "
+            f"(P(uplift > 0) {row['uplift_probability']:.2f})"
         )
     return f"{row['status']}: {row['reason'][:160]}"

@@ -4,13 +4,16 @@ For one training run (default: the latest), each ``success`` version becomes ``c
 ``auto_promote`` it also becomes ``champion``, unless monitoring raised a critical alert on it (drift
 or a contradicted lift test, in ``outputs/alerts``) while the market has a champion already: then it
 stays ``challenger`` until a reviewer approves it. (A market's first version becomes champion either
-way, flagged by its alerts: without a champion the market gets no recommendations at all.) A
-``rejected`` version never gets an alias, and its gate tags say why. ``approve`` promotes a reviewed
+way, flagged by its alerts: without a champion the market gets no recommendations at all.) A version
+whose model review (``model_runs.review_verdict``) is REVIEW becomes ``challenger`` only, even as the
+market's first version: the review found something a person must look at. A ``rejected`` version (gate
+or review FAIL) never gets an alias, and its tags say why. ``approve`` promotes a reviewed
 challenger by hand.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from pipelines.registry.store import RegistryStore
 from pipelines.tables import ALERTS, MODEL_RUNS, MissingTableError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+REVIEW = "REVIEW"  # pipelines.training.review's verdict that holds a version at challenger
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,28 @@ def promote(
             continue
         # A critical alert stops a version replacing a champion. A market's first version still becomes
         # champion (there is nothing better to decide with), and its alerts say what to review.
+        # A REVIEW verdict never becomes champion by itself, first version or not: a person approves it.
         has_champion = store.alias_version(run.model_name, CHAMPION) is not None
         held = critical.get((run.model_name, run.model_version), 0) if has_champion else 0
-        aliases = [CHALLENGER, CHAMPION] if platform.gate.auto_promote and not held else [CHALLENGER]
+        in_review = getattr(run, "review_verdict", None) == REVIEW
+        automatic = platform.gate.auto_promote and not held and not in_review
+        aliases = [CHALLENGER, CHAMPION] if automatic else [CHALLENGER]
         for alias in aliases:
             store.set_alias(run.model_name, alias, run.model_version)
         action = "champion (auto-promoted)" if platform.gate.auto_promote else "challenger (awaiting review)"
         if held:
             action = f"challenger (held back: {held} critical monitoring alerts; review, then approve)"
+        if in_review:
+            action = f"challenger (model review: {review_reasons(run.review)}; review, then approve)"
         promotions.append(Promotion(run.brand, run.market, run.model_name, run.model_version, action))
     return promotions
+
+
+def review_reasons(review: str | None) -> str:
+    """The REVIEW checks of a ``model_runs.review`` cell, as one line (their names and messages)."""
+    checks = json.loads(review) if review else {}
+    found = [f"{name}: {c['message']}" for name, c in checks.items() if c.get("verdict") == REVIEW]
+    return " | ".join(found)[:1000] or "REVIEW"
 
 
 def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:

@@ -12,7 +12,8 @@ RESULT_SCHEMA = (
     "first_week date, last_week date, max_rhat double, min_ess_bulk double, divergences int, r2_train double, "
     "mape_train double, wape_train double, r2_holdout double, mape_holdout double, wape_holdout double, "
     "fit_seconds double, summary_seconds double, tracking_seconds double, total_seconds double, "
-    "compiled boolean, compilations int, worker string, summaries string"
+    "compiled boolean, compilations int, worker string, review_verdict string, review string, elpd_loo double, "
+    "p_loo double, elpd_diff_champion double, summaries string"
 )
 
 RESULT_COLUMNS = [column.split()[0] for column in RESULT_SCHEMA.split(", ")]
@@ -35,6 +36,9 @@ class TrainJob:
     gate: dict  # GateSettings dump
     overrides: dict[str, dict] = field(default_factory=dict)  # "brand/market" -> {"training": {...}, "gate": {...}}
     lift_tests: dict[str, list[dict]] = field(default_factory=dict)  # "brand/market" -> silver lift tests, ISO dates
+    review: dict = field(default_factory=dict)  # ReviewSettings dump (empty: its defaults)
+    input_path: str = ""  # the gold model_input Delta table trained on, and its version (MLflow dataset input)
+    input_version: int | None = None
     # TEST HOOK only: the driver's MMM_TEST_FAULT, carried to the fit processes (a Spark session's workers
     # keep the environment of its start); see ``pipelines.training.worker.inject_test_fault``. Empty in production.
     test_fault: str = ""

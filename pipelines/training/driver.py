@@ -55,11 +55,12 @@ class TrainReport:
         return len(self.runs) > 0 and self.count("success") == len(self.runs)
 
     def table(self) -> str:
-        """Market, status, R-hat, ESS, divergences, holdout WAPE and MAPE, seconds, version and any error."""
+        """Market, status, review verdict, R-hat, ESS, divergences, holdout WAPE and MAPE, seconds, version, error."""
         shown = self.runs.assign(market=self.runs["brand"] + "/" + self.runs["market"])[
             [
                 "market",
                 "status",
+                "review_verdict",
                 "max_rhat",
                 "min_ess_bulk",
                 "divergences",
@@ -71,6 +72,7 @@ class TrainReport:
             ]
         ].rename(
             columns={
+                "review_verdict": "review",
                 "max_rhat": "rhat",
                 "min_ess_bulk": "ess",
                 "wape_holdout": "holdout_wape",
@@ -173,7 +175,12 @@ def _train_under(
 ) -> TrainReport:
     """``train`` once its parent run is open: fit, write the tables, log and end the parent run."""
     store, experiment_id, parent = opened.store, opened.experiment_id, opened.run_id
-    params = {"markets": len(included), **platform.training.model_dump(), **platform.gate.model_dump()}
+    params = {
+        "markets": len(included),
+        **platform.training.model_dump(),
+        **platform.gate.model_dump(),
+        **{f"review.{k}": v for k, v in platform.review.model_dump().items()},
+    }
     store.log_batch(parent, params=params)
     job = TrainJob(
         training_run_id=parent,
@@ -189,6 +196,9 @@ def _train_under(
         gate=platform.gate.model_dump(),
         overrides=overrides or {},
         lift_tests=market_lift_tests(spark, root, included),
+        review=platform.review.model_dump(),
+        input_path=MODEL_INPUT.path(root),
+        input_version=opened.input_version,
         test_fault=os.environ.get(TEST_FAULT_VARIABLE, ""),  # test hook; unset in production
     )
     unit = platform.training.unit
@@ -219,6 +229,7 @@ def _train_under(
     wall = time.perf_counter() - opened.start
     counts = runs["status"].value_counts().to_dict()
     metrics = {f"markets_{s}": counts.get(s, 0) for s in ("success", "rejected", "failed")}
+    metrics["markets_review"] = int((runs["review_verdict"] == "REVIEW").sum())
     store.log_batch(parent, metrics={**metrics, "wall_s": wall})
     store.terminate(parent, "FINISHED" if not counts.get("failed") else "FAILED")
     return TrainReport(parent, runs, wall)
@@ -288,8 +299,12 @@ def _write_tables(spark: SparkSession, root: str | Path, results: DataFrame) -> 
     POSTERIOR_SUMMARIES.insert_new(spark, root, summaries)
 
 
+HEARTBEAT_S = 60.0  # a line at least this often while nothing finishes (a brand model fits all its markets at once)
+
+
 class _ProgressWatcher(threading.Thread):
-    """Prints a line for each child run that finishes, by polling MLflow (workers cannot print to the driver)."""
+    """Prints a line for each child run that finishes, by polling MLflow (workers cannot print to the driver),
+    and a heartbeat line every ``HEARTBEAT_S`` while none does, so a long fit never looks stuck."""
 
     def __init__(
         self, store: RegistryStore, experiment_id: str, parent: str, total: int, progress: Callable[[str], None]
@@ -304,10 +319,17 @@ class _ProgressWatcher(threading.Thread):
         )
         self.seen: set[str] = set()
         self.halt = threading.Event()
+        self.started = self.last_line = time.perf_counter()
 
     def run(self) -> None:
         while not self.halt.wait(3.0):
             self.poll()
+            now = time.perf_counter()
+            if now - self.last_line >= HEARTBEAT_S:
+                self.last_line = now
+                self.progress(
+                    f"  ... {len(self.seen)}/{self.total} markets done, still fitting ({now - self.started:.0f} s)"
+                )
 
     def stop(self) -> None:
         self.halt.set()
@@ -331,3 +353,4 @@ class _ProgressWatcher(threading.Thread):
                 self.progress(
                     f"  [{len(self.seen)}/{self.total}] {run.info.run_name} {run.info.status.lower()}: {detail}"
                 )
+                self.last_line = time.perf_counter()

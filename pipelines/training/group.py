@@ -1,8 +1,9 @@
-"""One group's training inside a Spark worker: fit, diagnose, gate, summarise, track and register.
+"""One group's training inside a Spark worker: fit, diagnose, gate, review, summarise, track and register.
 
 Returns one status row per market of the group (a group is one market, or with the brand unit one
-brand's markets): ``success`` (fitted, registered, gate passed), ``rejected`` (fitted and registered,
-but the gate failed: the version gets no alias) or ``failed`` (with the error). An exception never
+brand's markets): ``success`` (fitted, registered, gate passed, review verdict PASS or REVIEW in
+``review_verdict``), ``rejected`` (fitted and registered, but the gate or the review failed: the
+version gets no alias) or ``failed`` (with the error). An exception never
 escapes, so one bad market never stops the others.
 
 Runs in the Spark worker's fit process (``pipelines.training.worker``). A market this training run has
@@ -23,10 +24,14 @@ from mmm_models.data import DataError
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
 from mmm_models.spec import ModelSpec
-from pipelines.config import BrandConfig, GateSettings, TrainingSettings
+from pipelines.config import BrandConfig, GateSettings, ReviewSettings, TrainingSettings
 from pipelines.data.model_input import market_frame
+from pipelines.names import model_name
+from pipelines.registry.promotion import CHAMPION
+from pipelines.registry.store import RegistryStore
 from pipelines.training.contract import TrainJob
 from pipelines.training.gate import evaluate_gate, failures
+from pipelines.training.review import FAIL, review_json, review_model, worst
 from pipelines.training.tracking import PooledWith, recorded, registered_run, reuse, track, track_failure
 from pipelines.training.worker import initial_result, inject_test_fault, result_frame
 
@@ -64,6 +69,24 @@ def settings_for(job: TrainJob, brand: str, market: str) -> tuple[TrainingSettin
     training = TrainingSettings.model_validate({**job.training, **override.get("training", {})})
     gate = GateSettings.model_validate({**job.gate, **override.get("gate", {})})
     return training, gate
+
+
+def review_settings_for(job: TrainJob, brand: str, market: str) -> ReviewSettings:
+    """The market's review thresholds: the job's, with its ``review`` override."""
+    return ReviewSettings.model_validate({**job.review, **job.overrides.get(f"{brand}/{market}", {}).get("review", {})})
+
+
+def current_champion(job: TrainJob, brand: str, market: str) -> tuple[FittedModel | None, str]:
+    """The market's champion as saved (to compare ELPD with), or None and why there is none."""
+    name = model_name(job.model_prefix, brand, market)
+    try:
+        store = RegistryStore(job.tracking_uri, job.registry_uri)
+        version = store.alias_version(name, CHAMPION)
+        if version is None:
+            return None, "the market has no champion yet"
+        return store.load_run_model(store.market_run_id(name, version, brand, market)), ""
+    except Exception as exc:  # the comparison is left out, with the reason; the review goes on
+        return None, f"champion not loaded ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
@@ -189,10 +212,20 @@ def _finish(
     result: dict,
     pooled_with: PooledWith | None = None,
 ) -> None:
-    """Gate, summarise and track one fitted market; fills ``result``."""
+    """Gate, review, summarise and track one fitted market; fills ``result``.
+
+    The review adds the predictive groups to the model's InferenceData (saved with the version). A FAIL
+    verdict (a gate failure included) rejects the version; REVIEW registers it as ``status`` success
+    with ``review_verdict`` REVIEW, which promotion never makes champion by itself.
+    """
     clock = time.perf_counter()
     checks = evaluate_gate(diagnostics, gate)
-    metrics = analysis.channel_metrics(model, max_draws=SUMMARY_DRAWS)
+    draws = analysis.channel_metric_draws(model, max_draws=SUMMARY_DRAWS)
+    metrics = analysis.summarise_metric_draws(draws)
+    champion, why_none = current_champion(job, brand, market)
+    review = review_model(
+        model, diagnostics, checks, draws, review_settings_for(job, brand, market), champion, why_none
+    )
     result["summary_seconds"] = time.perf_counter() - clock
     for key in ("max_rhat", "min_ess_bulk", "r2_train", "mape_train", "wape_train", "r2_holdout"):
         result[key] = diagnostics[key]
@@ -200,14 +233,26 @@ def _finish(
     result["divergences"] = int(diagnostics["divergences"])
     result["gate"] = json.dumps({c.name: c.describe() for c in checks})
     result["summaries"] = json.dumps(summary_rows(metrics))
-    failed = failures(checks)
+    by_name = {c.name: c for c in review}
+    result.update(
+        review_verdict=worst(review),
+        review=review_json(review),
+        elpd_loo=by_name["psis_loo"].details["elpd_loo"],
+        p_loo=by_name["psis_loo"].details["p_loo"],
+        elpd_diff_champion=by_name["versus_champion"].value,
+    )
+    failed = [c for c in review if c.verdict == FAIL]
     outcome = {"status": "rejected" if failed else "success", "error": None}
     if failed:
-        outcome["error"] = "gate: " + "; ".join(f"{c.name} {c.describe()}" for c in failed)
+        outcome["error"] = ("gate: " if failures(checks) else "review: ") + "; ".join(
+            f"{c.name} {c.describe()}" for c in failed
+        )
     clock = time.perf_counter()
     summary = analysis.widen_channel_metrics(model, metrics)
     record = recorded({**result, **outcome})  # saved with the run, for a retry to reuse
-    run_id, version = track(model, diagnostics, checks, summary, training, job, brand, market, pooled_with, record)
+    run_id, version = track(
+        model, diagnostics, checks, summary, training, job, brand, market, pooled_with, record, review
+    )
     result["tracking_seconds"] = time.perf_counter() - clock
     result.update(mlflow_run_id=run_id, model_version=version, **outcome)
 

@@ -27,6 +27,7 @@ from pipelines.names import model_name
 from pipelines.registry.store import RegistryStore, is_transient, with_retries
 from pipelines.training.contract import TrainJob
 from pipelines.training.gate import GateCheck, failures
+from pipelines.training.review import ReviewCheck, worst
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 CURVE_DRAWS = 250  # posterior draws behind the logged response and adstock curves
 RESULT_ARTIFACT = "outputs/result.json"  # the market's status row as fitted, for a retry to reuse
+TAG_LIMIT = 5000  # characters of a model version tag's value that MLflow stores
+VERDICT_LEVEL = {"PASS": 0, "REVIEW": 1, "FAIL": 2}
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,19 @@ def track(
     market: str,
     pooled_with: PooledWith | None = None,
     record: dict | None = None,
+    review: list[ReviewCheck] | None = None,
 ) -> tuple[str, str]:
     """Child run under the job's parent run: params, metrics, artifacts, and the pyfunc model as a new version.
 
+    Metrics include each channel's ROAS and contribution share (mean and 90% HDI) and each review
+    check's verdict (0 PASS, 1 REVIEW, 2 FAIL); the run's dataset input is the gold ``model_input``
+    Delta table at the version trained on. The version's tags carry the gate's and the review's
+    verdicts (``review.verdict``, ``review.<check>``); ``outputs/review.json`` has every check in full.
     A market of a brand model also records the markets it was pooled with and the brand-level
     parameters (``outputs/brand_summary.csv``). ``record`` (the market's status row so far) is saved as
     ``outputs/result.json``, for ``registered_run``.
     """
+    review = review or []
     from mmm_models.outputs import write_outputs
     from pipelines.registry.pyfunc_model import ARTIFACT_KEY, MarketModel, runtime_requirements, signature
 
@@ -86,12 +95,17 @@ def track(
     metrics = {k: float(v) for k, v in diagnostics.items() if v is not None}
     metrics.update({f"timing.{k}": float(v) for k, v in model.timings.items()})
     metrics.update({f"gate.{c.name}.passed": float(c.passed) for c in checks})
+    metrics.update(channel_metrics(summary))
+    metrics.update({f"review.{c.name}.verdict": float(VERDICT_LEVEL[c.verdict]) for c in review})
     store.log_batch(run_id, params, metrics)
+    if job.input_path and job.input_version is not None:
+        log_model_input(store, run_id, job.input_path, job.input_version)
     name = model_name(job.model_prefix, brand, market)
     with tempfile.TemporaryDirectory() as folder:
         outputs = Path(folder) / "outputs"
         write_outputs(model, summary, outputs, curve_draws=CURVE_DRAWS)
         (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
+        (outputs / "review.json").write_text(json.dumps([c.to_dict() for c in review], indent=2, default=_plain))
         (outputs / "result.json").write_text(json.dumps(record or {}, default=_plain))
         if pooled_with is not None:
             pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
@@ -114,9 +128,37 @@ def track(
     version_tags = {"brand": brand, "market": market, "training_run_id": job.training_run_id, "run_date": job.run_date}
     version_tags.update({f"gate.{c.name}": c.describe() for c in checks})
     version_tags["gate.passed"] = str(not failures(checks)).lower()
+    if review:
+        version_tags.update({f"review.{c.name}": c.describe()[:TAG_LIMIT] for c in review})
+        version_tags["review.verdict"] = worst(review)
     store.set_version_tags(name, version, version_tags)
     store.terminate(run_id, "FINISHED")
     return run_id, version
+
+
+def channel_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """``roas.<channel>`` and ``contribution_share.<channel>`` (posterior mean) with ``.hdi_low`` / ``.hdi_high``,
+    from the wide channel summary, so MLflow compares channels across runs and plots them over run dates."""
+    found = {}
+    for row in summary.itertuples(index=False):
+        for metric in ("roas", "contribution_share"):
+            for stat, suffix in (("mean", ""), ("hdi_low", ".hdi_low"), ("hdi_high", ".hdi_high")):
+                value = getattr(row, f"{metric}_{stat}")
+                if pd.notna(value):
+                    found[f"{metric}.{row.channel}{suffix}"] = float(value)
+    return found
+
+
+def log_model_input(store: RegistryStore, run_id: str, path: str, version: int) -> None:
+    """The run's dataset input: the gold ``model_input`` Delta table at ``version`` (``mlflow.log_input``'s
+    entity, logged through the client: the fit process has no active fluent run)."""
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    dataset = MetaDataset(DeltaDatasetSource(path=path, delta_table_version=version), name=f"model_input@v{version}")
+    entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
+    with_retries(lambda: store.client.log_inputs(run_id, datasets=[entity]), "log the model_input dataset")
 
 
 def track_failure(job: TrainJob, brand: str, market: str, error: str) -> None:
@@ -186,6 +228,11 @@ _RECORDED = (
     "fit_seconds",
     "summary_seconds",
     "compiled",
+    "review_verdict",
+    "review",
+    "elpd_loo",
+    "p_loo",
+    "elpd_diff_champion",
     "summaries",
 )
 

@@ -54,8 +54,10 @@ def tables(with_recommendations: bool) -> DashboardData:
         recommendations = pd.DataFrame(
             {"run_date": pd.Timestamp("2024-06-03").date(), "brand": "acme", "market": "DE", "channel": channels,
              "current_spend": 1000.0, "recommended_spend": [1200.0, 900.0, 900.0], "change_pct": [20.0, -10.0, -10.0],
-             "expected_contribution_mean": 500.0, "expected_contribution_hdi_low": 400.0,
-             "expected_contribution_hdi_high": 600.0, "roas": 1.2, "marginal_roas": 0.8, "model_version": "3"}
+             "expected_contribution": 361234.0, "contribution_hdi_low": 400.0, "contribution_hdi_high": 600.0,
+             "roas": 1.2, "marginal_roas": 0.8, "expected_uplift": 2500.0, "uplift_hdi_low": -100.0,
+             "uplift_hdi_high": 5000.0, "uplift_probability": 0.93, "verdict": "act", "test_weeks": None,
+             "test_predicted_narrowing": None, "model_version": "3"}
         )  # fmt: skip
     return DashboardData(drift, summaries, calibration, alerts, recommendations)
 
@@ -73,7 +75,17 @@ def test_dashboard_renders_in_chromium_without_console_errors() -> None:
     assert all(count > 0 for count in check.charts.values()), check.charts
     assert "acme/FR" in check.text and "roas 1.1 -> 2.2 <script>" in check.text  # escaped, shown as text
     assert "recommended_spend" in check.text and "no recommendations yet" not in check.text
+    for column in ("expected_contribution", "contribution_hdi_low", "expected_uplift", "uplift_hdi_high", "verdict"):
+        assert column in check.text
+    assert "361,234" in check.text  # readable numbers, not 3.61e+05
     assert check.screenshot.stat().st_size > 10_000
+
+
+def test_the_recommendation_columns_shown_are_the_tables_columns() -> None:
+    from monitoring.dashboard import RECOMMENDATION_COLUMNS
+    from pipelines.tables import BUDGET_RECOMMENDATIONS
+
+    assert set(RECOMMENDATION_COLUMNS) <= set(BUDGET_RECOMMENDATIONS.columns)
 
 
 def test_empty_lake_says_so_instead_of_failing() -> None:

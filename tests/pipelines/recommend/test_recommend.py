@@ -14,15 +14,20 @@ import yaml
 from mmm_models.fitted import fit
 from mmm_models.optimizer import OptimizationError
 from mmm_models.simulator import SimulationConfig, simulate_market, simulation_spec
-from pipelines.config import BrandConfig, BudgetSettings, ChannelBudget, ConfigError
+from pipelines.config import BrandConfig, BudgetSettings, ChannelBudget, ConfigError, RecommendSettings, ReviewSettings
 from pipelines.recommend.budget import (
+    ACT,
+    HOLD,
     NO_CHAMPION,
     SUCCESS,
+    TEST,
     budget_problem,
+    decide,
     recommend_budget,
     success_rows,
     unavailable_rows,
 )
+from pipelines.recommend.job import rank_tests
 from tests.conftest import QUICK
 
 CHANNELS = ("tv", "search", "social")
@@ -49,15 +54,15 @@ def assert_budget_and_bounds_hold(rows: pd.DataFrame, total: float) -> None:
     assert (rows["recommended_spend"] <= rows["max_spend"] + slack).all()
 
 
-def test_default_budget_splits_the_run_rate_between_half_and_double(fitted) -> None:
+def test_default_budget_splits_the_run_rate_within_30_percent(fitted) -> None:
     model, spend = fitted
     rows = rows_for(model, spend, BudgetSettings())
     run_rate = spend.tail(13).mean() * 13
     assert list(rows["channel"]) == list(CHANNELS)
     np.testing.assert_allclose(rows["current_spend"], run_rate[list(CHANNELS)], rtol=1e-9)
     assert_budget_and_bounds_hold(rows, run_rate.sum())
-    np.testing.assert_allclose(rows["min_spend"], 0.5 * rows["current_spend"])
-    np.testing.assert_allclose(rows["max_spend"], 2.0 * rows["current_spend"])
+    np.testing.assert_allclose(rows["min_spend"], 0.7 * rows["current_spend"])
+    np.testing.assert_allclose(rows["max_spend"], 1.3 * rows["current_spend"])
     np.testing.assert_allclose(rows["change_pct"], 100 * (rows["recommended_spend"] / rows["current_spend"] - 1))
     assert (rows["contribution_hdi_low"] <= rows["expected_contribution"]).all()
     assert (rows["expected_contribution"] <= rows["contribution_hdi_high"]).all()
@@ -82,6 +87,42 @@ def test_a_set_total_and_per_channel_bounds_hold(fitted) -> None:
     assert_budget_and_bounds_hold(rows, 1.2 * run_rate.sum())
     assert rows.loc["tv", "recommended_spend"] == pytest.approx(run_rate["tv"], rel=1e-6)
     np.testing.assert_allclose(rows.loc[["search", "social"], "max_spend"], 3.0 * run_rate[["search", "social"]])
+
+
+def test_the_verdict_follows_the_uplift_probability_and_the_identification_of_moved_channels(fitted) -> None:
+    """The same recommendation, judged with settings that make each verdict the answer: every channel
+    identified and a low bar for the probability (act), nothing identified (test, on a moved channel),
+    and every channel identified but an unreachable probability (hold)."""
+    model, spend = fitted
+    recommendation = recommend_budget(model, spend, BudgetSettings())
+    probability = recommendation.uplift_probability
+    assert probability == pytest.approx(np.mean(recommendation.uplift_draws > 0)) and 0 <= probability <= 1
+    everything = RecommendSettings(max_roas_relative_width=1e9, act_probability=0.5 + 1e-9)
+    lenient = decide(model, recommendation, everything)
+    assert lenient.verdict == (ACT if probability >= 0.5 + 1e-9 else HOLD) and lenient.test is None
+    unreachable = everything.model_copy(update={"act_probability": 0.999999})
+    assert decide(model, recommendation, unreachable).verdict == (ACT if probability >= 0.999999 else HOLD)
+    strict = decide(model, recommendation, RecommendSettings(max_roas_relative_width=1e-9, test_weeks=[4]))
+    assert strict.verdict == TEST
+    moved = recommendation.table.set_index("channel")
+    change = (moved["recommended_spend"] / moved["current_spend"] - 1).abs()
+    assert change[strict.test.channel] >= 0.05  # the experiment is on a channel the move depends on
+    assert strict.test.weeks == 4 and strict.test.spend_change == -1.0 and strict.test.spend_delta < 0
+    assert 0 < strict.test.predicted_narrowing < 1 and strict.test.lift_se > 0 and strict.test.expected_lift < 0
+    rows = pd.DataFrame(success_rows(recommendation, BudgetSettings(), ("m", "1"), strict)).set_index("channel")
+    assert (rows["verdict"] == TEST).all() and rows["test_weeks"].notna().sum() == 1
+    assert rows.loc[strict.test.channel, "test_predicted_narrowing"] == strict.test.predicted_narrowing
+
+
+def test_experiments_are_ranked_by_their_value_within_each_brand() -> None:
+    rows = pd.DataFrame(
+        {
+            "brand": ["acme", "acme", "acme", "bolt", "bolt"],
+            "channel": ["tv", "search", "tv", "tv", "search"],
+            "test_value": [5.0, None, 9.0, 1.0, None],
+        }
+    )
+    assert rank_tests(rows)["test_rank"].fillna(0).tolist() == [2.0, 0.0, 1.0, 1.0, 0.0]
 
 
 def test_a_budget_outside_the_bounds_is_refused_with_the_reason(fitted) -> None:
@@ -118,12 +159,24 @@ def test_budget_config_is_checked(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({**brand, "budget": {"bounds": {"min_factor": 2, "max_factor": 1}}}))
     with pytest.raises(ConfigError, match=r"budget\.bounds: .*min_factor 2.0 is above max_factor 1.0"):
         BrandConfig.from_yaml(path)
-    assert BrandConfig.model_validate(brand).budget == BudgetSettings()  # period 13 weeks, run-rate, 0.5x-2x
+    assert BrandConfig.model_validate(brand).budget == BudgetSettings()  # period 13 weeks, run-rate, 0.7x-1.3x
 
 
 # --- the job on real Spark, Delta and MLflow ---
 
 AS_OF = dt.date(2023, 7, 3)  # the Monday after the simulated 78 weeks
+# Every review check passes: these tests check the job's plumbing, not the review (tests/pipelines/training).
+LENIENT_REVIEW = ReviewSettings(
+    min_r2_train=-1e9,
+    max_naive_wape_ratio=1e9,
+    max_roas_relative_width=1e9,
+    min_roas_shift_sd=0.0,
+    max_channel_share=1.0,
+    negative_baseline_review=1.0,
+    negative_baseline_fail=1.0,
+    max_bad_k_share=1.0,
+    max_elpd_loss_se=1e9,
+)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +235,7 @@ def job(spark, tmp_path_factory):
         ),
         training=TrainingSettings(sampler="numpyro", chains=2, draws=200, tune=200, holdout_weeks=8),
         gate=GateSettings(max_rhat=1.2, min_ess_bulk=20, max_divergences=50, max_holdout_wape_ratio=10),
+        review=LENIENT_REVIEW,  # 200 draws on 78 weeks: the job's plumbing is tested here, not the review
     )
     trained = train(spark, root, brands, platform, AS_OF, progress=lambda _: None)
     promote(spark, root, platform, trained.training_run_id)
@@ -207,6 +261,9 @@ def test_every_market_gets_a_row_per_channel_with_its_status(spark, job) -> None
     assert set(champion["status"]) == {SUCCESS} and set(champion["model_name"]) == {"mmm_acme_de"}
     assert set(champion["model_version"]) == {"1"} and (champion["run_date"] == AS_OF).all()
     assert_budget_and_bounds_hold(champion, champion["current_spend"].sum())
+    assert champion["verdict"].nunique() == 1 and champion["verdict"].iloc[0] in (ACT, HOLD, TEST)
+    assert champion["uplift_probability"].between(0, 1).all()
+    assert champion["test_weeks"].notna().sum() == (1 if champion["verdict"].iloc[0] == TEST else 0)
 
     no_champion = by_market["acme/FR"]
     assert set(no_champion["status"]) == {NO_CHAMPION}
