@@ -7,7 +7,8 @@ folder. ``mmm generate-raw`` writes synthetic landing files and
 modelled market on Spark, tracks and registers it in MLflow and promotes it through the gate;
 ``mmm promote`` and ``mmm ui`` work on the registry; ``mmm recommend`` splits each market's next budget
 from its champion. ``mmm monitor`` checks the latest versions for drift, lift-test calibration and data
-drift and raises alerts; ``mmm dashboard`` writes (and can serve) the monitoring dashboard.
+drift and raises alerts; ``mmm dashboard`` writes (and can serve) the monitoring dashboard. ``mmm init``
+writes a starter project folder (``conf/`` and the landing folders).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from jobs import monitor, pipeline, recommend, retrain, train
+from jobs import api, init, monitor, pipeline, recommend, retrain, train
 from jobs.options import EXIT_HELD_BACK, HELD_BACK_ENV
 
 
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_arguments(commands)
     monitor.add_arguments(commands)
     retrain.add_arguments(commands)
+    api.add_arguments(commands)
+    init.add_arguments(commands)
     return parser
 
 
@@ -81,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         "dashboard": "jobs.monitor:dashboard",
         "run": "jobs.retrain:run",
         "serve": "jobs.retrain:serve",
+        "api": "jobs.api:serve",
+        "init": "jobs.init:init",
     }
     module, function = handlers[args.command].split(":")
     code = getattr(importlib.import_module(module), function)(args)
