@@ -74,6 +74,18 @@ def render(value: str, bundle: dict, job: dict, target: str) -> str:
     return value
 
 
+def extra_requirements(pyproject: dict, extra: str) -> list[str]:
+    """The requirements an extra adds, the extras it names (``mmm-platform[tracking]``) expanded in place."""
+    found = []
+    for requirement in pyproject["project"]["optional-dependencies"][extra]:
+        named = re.fullmatch(r"mmm-platform\[(.+)\]", requirement)
+        if named is None:
+            found.append(requirement)
+        else:
+            found += [r for e in named.group(1).split(",") for r in extra_requirements(pyproject, e)]
+    return found
+
+
 def dispatched_subcommands() -> set[str]:
     """The keys of the ``handlers`` dispatch table in ``jobs.cli.main``."""
     tree = ast.parse((ROOT / "jobs" / "cli.py").read_text())
@@ -123,15 +135,17 @@ def test_job_parameters_are_declared_and_used(job: dict) -> None:
     assert used == declared == {"as_of", "brand_dir"}
 
 
-def test_tasks_run_in_order_on_the_job_cluster_with_the_built_wheel(bundle: dict, job: dict) -> None:
+def test_tasks_run_in_order_on_the_job_cluster_with_the_built_wheel(bundle: dict, job: dict, pyproject: dict) -> None:
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job["job_clusters"]}
     artifact = (BUNDLE / bundle["artifacts"]["mmm_platform"]["path"]).resolve()
     assert (artifact / "pyproject.toml").exists()
     for previous, task in zip([None, *CHAIN], job["tasks"], strict=False):
         assert [d["task_key"] for d in task.get("depends_on", [])] == ([previous] if previous else [])
         assert task["job_cluster_key"] in clusters
-        (library,) = task["libraries"]
-        assert (BUNDLE / "resources" / library["whl"]).parent.resolve() == artifact / "dist"
+        wheel, *requirements = task["libraries"]
+        assert (BUNDLE / "resources" / wheel["whl"]).parent.resolve() == artifact / "dist"
+        # a wheel library installs the base requirements only: the [databricks] extra is listed beside it
+        assert [r["pypi"]["package"] for r in requirements] == extra_requirements(pyproject, "databricks")
     for cluster in clusters.values():
         assert cluster["spark_conf"]["spark.python.worker.reuse"] == "true"
         assert cluster["spark_env_vars"]["MMM_ENVIRONMENT"] == "${bundle.target}"
