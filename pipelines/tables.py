@@ -21,10 +21,12 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+
+if TYPE_CHECKING:  # annotations only: the service reads the catalogue without Spark installed
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 MERGE_CHANGE_METRICS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 

@@ -18,7 +18,7 @@ from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from mmm_models.data import DataError
 from mmm_models.optimizer import BudgetProblem, OptimizationError
@@ -82,9 +82,9 @@ def create_app(service: RecommendationService, tokens: frozenset[str], warm: boo
         brand: Brand,
         market: MarketName,
         run_date: Annotated[dt.date | None, Query(description="a run date (default: the latest)")] = None,
-    ) -> Recommendations:
+    ) -> Response:
         """The market's budget recommendation rows (one per channel) of its latest or a given run date."""
-        return service.recommendations(brand, market, run_date)
+        return Response(service.recommendations_json(brand, market, run_date), media_type="application/json")
 
     @router.get("/markets/{brand}/{market}/channels", response_model=ChannelSummary, tags=["champion"])
     async def channels(

@@ -28,6 +28,8 @@ class TrainingStatus(BaseModel):
     status: str
     error: str | None
     model_version: str | None
+    review_verdict: str | None = Field(None, description="PASS, REVIEW or FAIL: the model review of that version")
+    review_reasons: str | None = Field(None, description="the checks that asked for a review, with their messages")
 
 
 class Market(BaseModel):

@@ -28,6 +28,7 @@ from pipelines.config import PlatformConfig
 from pipelines.names import InvalidNameError, check
 from pipelines.registry.store import RegistryStore
 from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS, MODEL_RUNS
+from pipelines.training.review import REVIEW, review_reasons
 from serving import optimizer
 from serving.champions import Champion, ChampionCache, NoChampionError
 from serving.lake import LakeReader
@@ -80,6 +81,11 @@ class RecommendationService:
         self.warm_problems: list[str] = []
         self._summaries: dict[tuple[Any, ...], ChannelSummary] = {}
         self._summary_lock = threading.Lock()
+        # Reads, answered as JSON bytes per (table version, market, run date): a read between two weekly
+        # writes is a dictionary lookup, not a pandas filter and a pydantic serialisation.
+        self._reads: dict[tuple[Any, ...], bytes] = {}
+        self._known_markets: tuple[int | None, set[tuple[str, str]]] = (None, set())
+        self._reads_lock = threading.Lock()
 
     @classmethod
     def from_platform(
@@ -116,8 +122,14 @@ class RecommendationService:
         return brand, market
 
     def _known(self) -> set[tuple[str, str]]:
-        status = self.lake.read(MARKET_STATUS)
-        return set(zip(status["brand"], status["market"], strict=True))
+        """The (brand, market) pairs of ``market_status``, built once per Delta version of the table."""
+        version = self.lake.version(MARKET_STATUS)
+        cached_version, known = self._known_markets
+        if version is None or version != cached_version:
+            status = self.lake.read(MARKET_STATUS)
+            known = set(zip(status["brand"], status["market"], strict=True))
+            self._known_markets = (version, known)
+        return known
 
     def markets(self) -> list[Market]:
         """Every market the pipeline knows, with its champion, latest training and latest recommendation."""
@@ -156,6 +168,8 @@ class RecommendationService:
                 status=r.status,
                 error=_value(r.error),
                 model_version=_value(r.model_version),
+                review_verdict=_value(getattr(r, "review_verdict", None)),
+                review_reasons=review_reasons(r.review) if getattr(r, "review_verdict", None) == REVIEW else None,
             )
             for r in latest.itertuples()
         }
@@ -164,7 +178,8 @@ class RecommendationService:
         found = self._latest_training().get((brand, market))
         if found is None:
             return None
-        return found.status + (f" ({found.error})" if found.error else "") + f" on {found.run_date}"
+        review = f", model review REVIEW ({found.review_reasons})" if found.review_verdict == REVIEW else ""
+        return found.status + (f" ({found.error})" if found.error else "") + review + f" on {found.run_date}"
 
     def _latest_recommendations(self) -> dict[tuple[str, str], dict[str, Any]]:
         rows = self.lake.read(BUDGET_RECOMMENDATIONS)
@@ -184,6 +199,19 @@ class RecommendationService:
         return answer
 
     # --- recommendations ---
+
+    def recommendations_json(self, brand: str, market: str, run_date: dt.date | None = None) -> bytes:
+        """``recommendations`` as its JSON body, kept until ``budget_recommendations`` gets a new version."""
+        brand, market = self.market(brand, market)
+        key = (self.lake.version(BUDGET_RECOMMENDATIONS), brand, market, run_date)
+        with self._reads_lock:
+            body = self._reads.get(key)
+        if body is None:
+            body = self.recommendations(brand, market, run_date).model_dump_json().encode()
+            with self._reads_lock:
+                self._reads = {k: v for k, v in self._reads.items() if k[0] == key[0]}  # older versions go
+                self._reads[key] = body
+        return body
 
     def recommendations(self, brand: str, market: str, run_date: dt.date | None = None) -> Recommendations:
         """A market's recommendation rows of ``run_date`` (default: its latest run date)."""

@@ -13,7 +13,6 @@ challenger by hand.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from pyspark.sql import functions as F
 from pipelines.config import PlatformConfig
 from pipelines.registry.store import RegistryStore
 from pipelines.tables import ALERTS, MODEL_RUNS, MissingTableError
+from pipelines.training.review import REVIEW, review_reasons
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-REVIEW = "REVIEW"  # pipelines.training.review's verdict that holds a version at challenger
 
 
 @dataclass(frozen=True)
@@ -86,13 +85,6 @@ def promote(
             action = f"challenger (model review: {review_reasons(run.review)}; review, then approve)"
         promotions.append(Promotion(run.brand, run.market, run.model_name, run.model_version, action))
     return promotions
-
-
-def review_reasons(review: str | None) -> str:
-    """The REVIEW checks of a ``model_runs.review`` cell, as one line (their names and messages)."""
-    checks = json.loads(review) if review else {}
-    found = [f"{name}: {c['message']}" for name, c in checks.items() if c.get("verdict") == REVIEW]
-    return " | ".join(found)[:1000] or "REVIEW"
 
 
 def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:

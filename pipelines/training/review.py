@@ -217,3 +217,10 @@ def _fmt(value: float | None) -> str:
 def _plain(value: float) -> float | None:
     value = float(value)
     return None if math.isnan(value) or math.isinf(value) else value
+
+
+def review_reasons(review: str | None) -> str:
+    """The REVIEW checks of a ``model_runs.review`` cell, as one line (their names and messages)."""
+    checks = json.loads(review) if review else {}
+    found = [f"{name}: {c['message']}" for name, c in checks.items() if c.get("verdict") == REVIEW]
+    return " | ".join(found)[:1000] or "REVIEW"

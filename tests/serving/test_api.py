@@ -4,6 +4,8 @@ markets, a market without a champion, readiness and the lake reader, on a lake w
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,8 @@ from serving.app import create_app
 from serving.auth import TOKENS_ENV, UnsafeBindError, check_bind, is_loopback, load_tokens
 from serving.lake import LakeReader
 from tests.serving.conftest import TOKEN, write_table
+
+ROOT = Path(__file__).resolve().parents[2]
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -185,3 +189,11 @@ def test_the_lake_reader_sees_a_new_version(lake: Path) -> None:
     assert len(slow.read(MARKET_STATUS)) == 3  # within refresh_s: the cached rows
     missing = LakeReader(lake / "none").read(MARKET_STATUS)
     assert missing.empty and list(missing.columns) == MARKET_STATUS.columns
+
+
+def test_the_service_imports_without_spark() -> None:
+    """The ``serving`` extra has no pyspark or delta-spark: nothing on the service's import path may need them."""
+    blocked = "import sys; sys.modules['pyspark'] = sys.modules['delta'] = None"
+    code = f"{blocked}; import jobs.api, serving.app, serving.service"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

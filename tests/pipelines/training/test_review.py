@@ -13,7 +13,6 @@ import xarray as xr
 from mmm_models import analysis
 from mmm_models.diagnostics import diagnose
 from pipelines.config import GateSettings, ReviewSettings
-from pipelines.registry.promotion import review_reasons
 from pipelines.training.gate import evaluate_gate
 from pipelines.training.review import (
     FAIL,
@@ -24,6 +23,7 @@ from pipelines.training.review import (
     informativeness,
     review_json,
     review_model,
+    review_reasons,
     worst,
 )
 
