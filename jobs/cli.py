@@ -8,7 +8,8 @@ modelled market on Spark, tracks and registers it in MLflow and promotes it thro
 ``mmm promote`` and ``mmm ui`` work on the registry; ``mmm recommend`` splits each market's next budget
 from its champion. ``mmm monitor`` checks the latest versions for drift, lift-test calibration and data
 drift and raises alerts; ``mmm dashboard`` writes (and can serve) the monitoring dashboard. ``mmm init``
-writes a starter project folder (``conf/`` and the landing folders).
+writes a starter project folder (``conf/`` and the landing folders); ``mmm export`` writes a run date's
+recommendations and channel summaries to CSV and Excel; ``mmm api`` serves them over HTTP.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from jobs import api, init, monitor, pipeline, recommend, retrain, train
+from jobs import api, export, init, monitor, pipeline, recommend, retrain, train
 from jobs.options import EXIT_HELD_BACK, HELD_BACK_ENV
 
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_arguments(commands)
     retrain.add_arguments(commands)
     api.add_arguments(commands)
+    export.add_arguments(commands)
     init.add_arguments(commands)
     return parser
 
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": "jobs.retrain:run",
         "serve": "jobs.retrain:serve",
         "api": "jobs.api:serve",
+        "export": "jobs.export:export",
         "init": "jobs.init:init",
     }
     module, function = handlers[args.command].split(":")
