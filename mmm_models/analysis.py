@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -41,14 +40,27 @@ DRAW_CHUNK = 1000  # draws evaluated at once, to bound memory
 def summarise(draws: np.ndarray, hdi_prob: float = HDI_PROB) -> dict[str, np.ndarray]:
     """Mean, sd and HDI over axis 0 (the draws)."""
     draws = np.asarray(draws, dtype=float)
-    flat = draws.reshape(len(draws), -1)
-    interval = az.hdi(flat[None], hdi_prob=hdi_prob).reshape((*draws.shape[1:], 2))
+    interval = hdi(draws.reshape(len(draws), -1), hdi_prob).reshape((*draws.shape[1:], 2))
     return {
         "mean": draws.mean(axis=0),
         "sd": draws.std(axis=0),
         "hdi_low": interval[..., 0],
         "hdi_high": interval[..., 1],
     }
+
+
+def hdi(draws: np.ndarray, hdi_prob: float = HDI_PROB) -> np.ndarray:
+    """(low, high) of the narrowest interval holding ``hdi_prob`` of each column's draws: (draws, k) -> (k, 2).
+
+    ArviZ's ``hdi`` algorithm (sort, slide a window of ``floor(hdi_prob * n)`` draws, take the narrowest),
+    vectorised over the columns: the same numbers, without building an xarray Dataset per call, which was
+    half of an optimize answer's time (18 summaries per answer at 3.4 ms each).
+    """
+    ordered = np.sort(draws, axis=0)
+    inside = int(np.floor(hdi_prob * len(ordered)))
+    low = np.argmin(ordered[inside:] - ordered[: len(ordered) - inside], axis=0)
+    columns = np.arange(ordered.shape[1])
+    return np.stack([ordered[low, columns], ordered[low + inside, columns]], axis=-1)
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,12 @@ def test_wape_survives_weeks_near_zero_where_mape_explodes() -> None:
     predicted = np.array([110.0, 10.0, 110.0, 90.0])
     assert wape(observed, predicted) == pytest.approx((10 + 9.5 + 10) / 220.5)
     assert mape(observed, predicted) > 6  # 1900% on the near-zero week dominates
+
+
+@pytest.mark.parametrize("hdi_prob", [0.5, 0.9, 0.94])
+def test_hdi_is_arviz_hdi(hdi_prob: float) -> None:
+    rng = np.random.default_rng(3)
+    skewed = rng.lognormal(size=(999, 7))
+    tied = np.round(rng.normal(size=(1000, 4)), 1)  # ties: the first narrowest window, as ArviZ takes it
+    for draws in (skewed, tied):
+        np.testing.assert_array_equal(analysis.hdi(draws, hdi_prob), az.hdi(draws[None], hdi_prob=hdi_prob))
