@@ -17,6 +17,7 @@ import pytest
 
 from mmm_models.fitting import FitSettings
 from mmm_models.spec import ModelSpec
+from pipelines.config import ReviewSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "pymc_marketing"
@@ -26,6 +27,21 @@ EXAMPLE_SPEC = ROOT / "conf" / "models" / "mmm_example.yaml"
 # Short chains for tests that check plumbing, not statistics. One settings object, so every such
 # test reuses the same compiled sampler.
 QUICK = FitSettings(chains=2, draws=300, tune=300, seed=1)
+
+# Every review check passes at these settings: for tests of the training and recommendation jobs' plumbing,
+# not of the review (its own verdicts: tests/pipelines/training/test_review.py and
+# test_a_review_verdict_holds_the_version_at_challenger).
+LENIENT_REVIEW = ReviewSettings(
+    min_r2_train=-1e9,
+    max_naive_wape_ratio=1e9,
+    max_roas_relative_width=1e9,
+    min_roas_shift_sd=0.0,
+    max_channel_share=1.0,
+    negative_baseline_review=1.0,
+    negative_baseline_fail=1.0,
+    max_bad_k_share=1.0,
+    max_elpd_loss_se=1e9,
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import yaml
 from mmm_models.fitted import fit
 from mmm_models.optimizer import OptimizationError
 from mmm_models.simulator import SimulationConfig, simulate_market, simulation_spec
-from pipelines.config import BrandConfig, BudgetSettings, ChannelBudget, ConfigError, RecommendSettings, ReviewSettings
+from pipelines.config import BrandConfig, BudgetSettings, ChannelBudget, ConfigError, RecommendSettings
 from pipelines.recommend.budget import (
     ACT,
     HOLD,
@@ -28,7 +28,7 @@ from pipelines.recommend.budget import (
     unavailable_rows,
 )
 from pipelines.recommend.job import rank_tests
-from tests.conftest import QUICK
+from tests.conftest import LENIENT_REVIEW, QUICK
 
 CHANNELS = ("tv", "search", "social")
 SIMULATION = SimulationConfig(weeks=78, channels=CHANNELS)
@@ -165,18 +165,6 @@ def test_budget_config_is_checked(tmp_path: Path) -> None:
 # --- the job on real Spark, Delta and MLflow ---
 
 AS_OF = dt.date(2023, 7, 3)  # the Monday after the simulated 78 weeks
-# Every review check passes: these tests check the job's plumbing, not the review (tests/pipelines/training).
-LENIENT_REVIEW = ReviewSettings(
-    min_r2_train=-1e9,
-    max_naive_wape_ratio=1e9,
-    max_roas_relative_width=1e9,
-    min_roas_shift_sd=0.0,
-    max_channel_share=1.0,
-    negative_baseline_review=1.0,
-    negative_baseline_fail=1.0,
-    max_bad_k_share=1.0,
-    max_elpd_loss_se=1e9,
-)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from pipelines.config import (
     MlflowSettings,
     PlatformConfig,
     QualityLimits,
-    ReviewSettings,
     TrainingSettings,
 )
 from pipelines.data.run import run_pipeline
@@ -25,6 +24,7 @@ from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_
 from pipelines.registry.promotion import promote
 from pipelines.tables import MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training.driver import train
+from tests.conftest import LENIENT_REVIEW
 
 pytestmark = pytest.mark.slow
 AS_OF = dt.date(2024, 6, 3)
@@ -34,19 +34,6 @@ AS_OF = dt.date(2024, 6, 3)
 # makes no difference to what these tests check (the samplers themselves: tests/mmm_models/test_fitting.py).
 TRAINING = TrainingSettings(sampler="numpyro", chains=2, draws=300, tune=300, holdout_weeks=8, target_accept=0.95)
 GATE = GateSettings(max_rhat=1.06, min_ess_bulk=100, max_divergences=5)
-# Every review check passes at these settings, so the tests below keep checking the gate's plumbing; the
-# review's own verdicts: test_review.py and test_a_review_verdict_holds_the_version_at_challenger.
-LENIENT_REVIEW = ReviewSettings(
-    min_r2_train=-1e9,
-    max_naive_wape_ratio=1e9,
-    max_roas_relative_width=1e9,
-    min_roas_shift_sd=0.0,
-    max_channel_share=1.0,
-    negative_baseline_review=1.0,
-    negative_baseline_fail=1.0,
-    max_bad_k_share=1.0,
-    max_elpd_loss_se=1e9,
-)
 
 
 @pytest.fixture(scope="module")
