@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines.config import BrandConfig, ConfigError, PlatformConfig, conf_file, load_brands
+from pipelines.lake import Lake
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -36,7 +37,7 @@ class StepContext:
     as_of: dt.date
     platform: PlatformConfig
     brands: dict[str, BrandConfig]
-    lake: Path
+    lake: Lake  # where the tables are (``lake.root``: the lake folder, for its lock and the dashboard)
     landing: Path
     master: str | None = None  # Spark master; None: the active session, else local[*]
     progress: Callable[[str], None] = say
@@ -51,7 +52,7 @@ class StepContext:
         """This run's hold on the lake (``pipelines.lock``): one writing run per lake at a time."""
         from pipelines.lock import lake_lock
 
-        return lake_lock(self.lake, what, self.platform.lock_wait_s)
+        return lake_lock(self.lake.root, what, self.platform.lock_wait_s)
 
     def run_job(self, job: Callable[..., T], app_name: str = "mmm", **options: Any) -> T:
         """Call a platform job with this context, holding the lake's lock: every job takes
@@ -70,7 +71,7 @@ class StepContext:
     @property
     def dashboard(self) -> Path:
         """Where the flow writes the monitoring dashboard: beside the lake."""
-        return self.lake.parent / "dashboard.html"
+        return self.lake.root.parent / "dashboard.html"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> StepContext:
@@ -83,7 +84,7 @@ class StepContext:
             as_of=getattr(args, "as_of", None) or dt.date.today(),
             platform=platform,
             brands=brands,
-            lake=Path(getattr(args, "lake", None) or platform.lake),
+            lake=platform.tables_lake(getattr(args, "lake", None)),
             landing=Path(getattr(args, "landing", None) or platform.landing),
             master=getattr(args, "master", None),
         )
@@ -106,7 +107,7 @@ class StepContext:
             as_of=dt.date.fromisoformat(as_of) if as_of else dt.date.today(),
             platform=platform,
             brands=select_brands(load_brands(platform.brands), brands),
-            lake=Path(platform.lake),
+            lake=platform.tables_lake(),
             landing=Path(platform.landing),
         )
 

@@ -20,7 +20,14 @@ from plotly.offline import get_plotlyjs
 from pyspark.sql import SparkSession
 
 from pipelines.config import PlatformConfig
-from pipelines.tables import ALERTS, BUDGET_RECOMMENDATIONS, LIFT_CALIBRATION, POSTERIOR_DRIFT, POSTERIOR_SUMMARIES
+from pipelines.tables import (
+    ALERTS,
+    BUDGET_RECOMMENDATIONS,
+    LIFT_CALIBRATION,
+    POSTERIOR_DRIFT,
+    POSTERIOR_SUMMARIES,
+    Lake,
+)
 
 RECOMMENDATION_COLUMNS = [
     "run_date",
@@ -58,7 +65,7 @@ class DashboardData:
     recommendations: pd.DataFrame
 
 
-def load_data(spark: SparkSession, root: str | Path) -> DashboardData:
+def load_data(spark: SparkSession, root: Lake | str | Path) -> DashboardData:
     return DashboardData(
         drift=POSTERIOR_DRIFT.read(spark, root),
         summaries=POSTERIOR_SUMMARIES.read(spark, root),
@@ -68,7 +75,7 @@ def load_data(spark: SparkSession, root: str | Path) -> DashboardData:
     )
 
 
-def write_dashboard(spark: SparkSession, root: str | Path, platform: PlatformConfig, path: str | Path) -> Path:
+def write_dashboard(spark: SparkSession, root: Lake | str | Path, platform: PlatformConfig, path: str | Path) -> Path:
     """Render the dashboard from the lake's tables into ``path`` (one HTML file); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from monitoring.tables import write
 from pipelines.config import BrandConfig, MonitoringSettings, PlatformConfig
 from pipelines.registry.promotion import latest_training_run
 from pipelines.registry.store import RegistryStore
-from pipelines.tables import ALERTS, DATA_DRIFT, LIFT_CALIBRATION, LIFT_TESTS, MODEL_RUNS, POSTERIOR_DRIFT
+from pipelines.tables import ALERTS, DATA_DRIFT, LIFT_CALIBRATION, LIFT_TESTS, MODEL_RUNS, POSTERIOR_DRIFT, Lake
 
 MARKET_TABLES = {table.name: table for table in (POSTERIOR_DRIFT, LIFT_CALIBRATION, DATA_DRIFT)}
 
@@ -72,7 +72,7 @@ class MonitorReport:
 
 def run_monitoring(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     brands: dict[str, BrandConfig],
     platform: PlatformConfig,
     as_of: dt.date,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from pipelines.tables import ALERTS, Table
+from pipelines.tables import ALERTS, Lake, Table
 
 ALERT_IDENTITY = (
     "rule",
@@ -36,7 +36,7 @@ def alert_ids(alerts: pd.DataFrame) -> pd.Series:
     return identity.astype(str).agg("|".join, axis=1).map(lambda text: hashlib.sha1(text.encode()).hexdigest()[:20])
 
 
-def write(spark: SparkSession, root: str | Path, table: Table, frame: pd.DataFrame, stamp: dt.datetime) -> int:
+def write(spark: SparkSession, root: Lake | str | Path, table: Table, frame: pd.DataFrame, stamp: dt.datetime) -> int:
     """Insert ``frame``'s rows not in ``table`` yet (stamped ``computed_at``/``created_at``); returns how many."""
     frame = frame.copy()
     frame["created_at" if table == ALERTS else "computed_at"] = stamp

@@ -17,6 +17,7 @@ installed package.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines import names
+from pipelines.lake import UC_SCHEMA_PATTERN, Lake
+
+
+def is_uri(value: str) -> bool:
+    """Whether ``value`` is a URI (``s3://``, ``dbfs:/``, ``mlflow-artifacts:/``: a scheme of two or more
+    characters and a colon) rather than a file path."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value) is not None
+
 
 if TYPE_CHECKING:
     from mmm_models.spec import ModelSpec
@@ -433,6 +442,12 @@ class PlatformConfig(BaseModel):
 
     landing: str = "outputs/landing"
     lake: str = "outputs/lake"
+    tables: str | None = Field(
+        None,
+        pattern=UC_SCHEMA_PATTERN,
+        description="a Unity Catalog schema (catalog.schema) that holds the tables as managed tables "
+        "<layer>_<name> (Databricks); none: Delta folders under lake",
+    )
     brands: str = "conf/brands"
     lock_wait_s: float = Field(
         600,
@@ -446,6 +461,11 @@ class PlatformConfig(BaseModel):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+
+    def tables_lake(self, root: str | Path | None = None) -> Lake:
+        """Where this environment's tables are: the ``tables`` Unity Catalog schema, else Delta folders under
+        the lake (or under ``root``, a ``--lake`` given to a command)."""
+        return Lake(Path(root or self.lake), self.tables)
 
     @classmethod
     def from_yaml(
@@ -483,7 +503,7 @@ class PlatformConfig(BaseModel):
             "tracking_uri": uri(mlflow.tracking_uri, "tracking_uri" in mlflow.model_fields_set),
             "registry_uri": mlflow.registry_uri and uri(mlflow.registry_uri, True),
             "artifact_location": mlflow.artifact_location
-            if "://" in mlflow.artifact_location
+            if is_uri(mlflow.artifact_location)  # s3://, dbfs:/, mlflow-artifacts:/ (a tracking server's proxy)
             else place(mlflow.artifact_location, "artifact_location" in mlflow.model_fields_set),
         }
         compile_dir = place(training.compile_dir, "compile_dir" in training.model_fields_set)

@@ -1,8 +1,16 @@
 """The table catalogue: every Delta table of the platform, once, with its layer, name, key and schema.
 
-No module outside this one spells a table's layer and name: they import its ``Table`` and call it.
-A table is found under a lake root (``<root>/<layer>/<name>``); the production issue resolves the same
-catalogue to Unity Catalog names. Two ways to write, both idempotent:
+No module outside this one spells a table's layer and name: they import its ``Table`` and call it with a
+``Lake``, which says where the tables are:
+
+- locally and on a cluster with shared storage, Delta folders ``<root>/<layer>/<name>``, addressed in SQL
+  by path (``delta.`<root>/<layer>/<name>```): no metastore, so any number of processes can share a lake;
+- on Databricks, managed Unity Catalog tables ``<catalog>.<schema>.<layer>_<name>``, which SQL warehouses,
+  dashboards and lineage see by name.
+
+Every read and write is Spark SQL or the DataFrame API on that identifier, never Delta's Python
+``DeltaTable`` (a JVM object that Spark Connect, and so Databricks serverless, does not have). Two ways
+to write, both idempotent:
 
 - ``sync_merge`` makes a derived table (silver, gold, statuses, recommendations) equal to a freshly
   computed frame through one MERGE: rows whose values changed are updated, new rows inserted, vanished
@@ -18,6 +26,7 @@ Reads: ``load`` (Spark; the table must exist) and ``read`` (pandas; an empty fra
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipelines.lake import Lake
+
 if TYPE_CHECKING:  # annotations only: the service reads the catalogue without Spark installed
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 MERGE_CHANGE_METRICS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 
@@ -52,34 +63,57 @@ class Table:
             raise ValueError(f"{self.qualified_name} has no fixed schema")
         return [field.split()[0] for field in self.schema.split(", ")]
 
-    def path(self, root: str | Path) -> str:
-        return str(Path(root) / self.layer / self.name)
+    def path(self, lake: Lake | str | Path) -> str:
+        """The table's Delta folder (a lake of folders only)."""
+        return Lake.of(lake).path(self)
 
-    def exists(self, spark: SparkSession, root: str | Path) -> bool:
-        from delta.tables import DeltaTable
+    def identifier(self, lake: Lake | str | Path) -> str:
+        """The table's Spark SQL name in ``lake``."""
+        return Lake.of(lake).identifier(self)
 
-        return DeltaTable.isDeltaTable(spark, self.path(root))
+    def exists(self, spark: SparkSession, lake: Lake | str | Path) -> bool:
+        lake = Lake.of(lake)
+        if lake.schema is not None:
+            return spark.catalog.tableExists(lake.identifier(self))
+        from pyspark.errors import AnalysisException
 
-    def load(self, spark: SparkSession, root: str | Path) -> DataFrame:
+        try:
+            spark.table(lake.identifier(self)).schema  # noqa: B018 (analysis reads the Delta log, or fails)
+        except AnalysisException:
+            return False
+        return True
+
+    def load(self, spark: SparkSession, lake: Lake | str | Path) -> DataFrame:
         """The table as a Spark frame; a clear error when it has not been written yet."""
-        if not self.exists(spark, root):
-            raise MissingTableError(f"no {self.qualified_name} table under {root}")
-        return spark.read.format("delta").load(self.path(root))
+        if not self.exists(spark, lake):
+            raise MissingTableError(f"no {self.qualified_name} table in {lake}")
+        return spark.table(self.identifier(lake))
 
-    def read(self, spark: SparkSession, root: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    def read(self, spark: SparkSession, lake: Lake | str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
         """The table (or some columns) as pandas; an empty frame (with ``columns``) when it does not exist yet."""
-        if not self.exists(spark, root):
+        if not self.exists(spark, lake):
             return pd.DataFrame(columns=list(columns) if columns is not None else None)
-        frame = self.load(spark, root)
+        frame = spark.table(self.identifier(lake))
         return (frame.select(*columns) if columns is not None else frame).toPandas()
 
-    def count(self, spark: SparkSession, root: str | Path) -> int:
-        return self.load(spark, root).count() if self.exists(spark, root) else 0
+    def count(self, spark: SparkSession, lake: Lake | str | Path) -> int:
+        return spark.table(self.identifier(lake)).count() if self.exists(spark, lake) else 0
 
-    def ensure(self, spark: SparkSession, root: str | Path) -> None:
+    def ensure(self, spark: SparkSession, lake: Lake | str | Path) -> None:
         """Create the table empty if it is not there, so readers never meet a missing table."""
-        if not self.exists(spark, root):
-            spark.createDataFrame([], self.schema).write.format("delta").save(self.path(root))
+        if not self.exists(spark, lake):
+            self.write(spark.createDataFrame([], self.schema), lake)
+
+    def write(self, frame: DataFrame, lake: Lake | str | Path) -> None:
+        """Create the table with ``frame``'s rows (an error if it exists)."""
+        frame.write.format("delta").saveAsTable(self.identifier(lake))
+
+    def append(self, frame: DataFrame, lake: Lake | str | Path) -> None:
+        """Add ``frame``'s rows (new columns join the schema); the first append creates the table."""
+        if not self.exists(frame.sparkSession, lake):
+            self.write(frame, lake)
+        else:
+            frame.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(self.identifier(lake))
 
     def to_spark(self, spark: SparkSession, rows: pd.DataFrame) -> DataFrame:
         """Pandas rows as a Spark frame of this table's schema (missing cells None, types as the schema says)."""
@@ -93,74 +127,70 @@ class Table:
         ]
         return spark.createDataFrame(records, self.schema)
 
-    def insert_new(self, spark: SparkSession, root: str | Path, frame: DataFrame) -> int:
+    def insert_new(self, spark: SparkSession, lake: Lake | str | Path, frame: DataFrame) -> int:
         """Insert the rows of ``frame`` whose key is not in the table yet (null-safe); returns how many were added."""
-        from delta.tables import DeltaTable
-
-        path = self.path(root)
         frame = frame.dropDuplicates(list(self.key))
-        if not self.exists(spark, root):
-            frame.write.format("delta").save(path)
-            return spark.read.format("delta").load(path).count()
-        before = spark.read.format("delta").load(path).count()
-        on = _null_safe_match(self.key)
-        table = DeltaTable.forPath(spark, path).alias("t")
-        table.merge(
-            frame.alias("s"), on
-        ).withSchemaEvolution().whenNotMatchedInsertAll().execute()  # new columns: added
-        return spark.read.format("delta").load(path).count() - before
+        if not self.exists(spark, lake):
+            self.write(frame, lake)
+            return self.count(spark, lake)
+        return self._merge(spark, lake, frame, "WHEN NOT MATCHED THEN INSERT *").num_inserted_rows
 
     def sync_merge(
         self,
         spark: SparkSession,
-        root: str | Path,
+        lake: Lake | str | Path,
         frame: DataFrame,
         values: Iterable[str],
-        delete_when: Column | None = None,
+        delete_when: str | None = None,
     ) -> int:
         """Make the table equal ``frame`` (by key) through one MERGE; returns the table's row count after it.
 
         Rows compared on ``values`` are updated only when one changed. Target rows missing from ``frame``
-        are deleted, or, with ``delete_when`` (a condition on the target, alias ``t``), only those it matches.
+        are deleted, or, with ``delete_when`` (a SQL condition on the target, alias ``t``; build its values
+        with ``sql_literal``), only those it matches.
         """
-        from delta.tables import DeltaTable
-
-        path = self.path(root)
-        if not self.exists(spark, root):
-            frame.write.format("delta").save(path)
+        if not self.exists(spark, lake):
+            self.write(frame, lake)
         else:
             changed = " OR ".join(f"NOT (t.`{v}` <=> s.`{v}`)" for v in values)
-            (
-                DeltaTable.forPath(spark, path)
-                .alias("t")
-                .merge(frame.alias("s"), _null_safe_match(self.key))
-                .withSchemaEvolution()
-                .whenMatchedUpdateAll(condition=changed)
-                .whenNotMatchedInsertAll()
-                .whenNotMatchedBySourceDelete(condition=delete_when)
-                .execute()
+            self._merge(
+                spark,
+                lake,
+                frame,
+                (f"WHEN MATCHED AND ({changed}) THEN UPDATE SET * " if changed else "")
+                + "WHEN NOT MATCHED THEN INSERT * "
+                + f"WHEN NOT MATCHED BY SOURCE {f'AND ({delete_when}) ' if delete_when else ''}THEN DELETE",
             )
-        return spark.read.format("delta").load(path).count()
+        return self.count(spark, lake)
 
-    def latest_commit(self, spark: SparkSession, root: str | Path):
-        """The table's newest history entry (version, operation, operationMetrics...)."""
-        from delta.tables import DeltaTable
+    def _merge(self, spark: SparkSession, lake: Lake | str | Path, frame: DataFrame, clauses: str) -> Row:
+        """One ``MERGE WITH SCHEMA EVOLUTION`` of ``frame`` (alias ``s``) into the table (alias ``t``) on the key;
+        returns its metrics row (``num_inserted_rows``, ``num_updated_rows``, ``num_deleted_rows``...)."""
+        view = f"mmm_merge_source_{uuid.uuid4().hex}"  # session-scoped, unique: concurrent merges never share one
+        frame.createOrReplaceTempView(view)
+        try:
+            return spark.sql(
+                f"MERGE WITH SCHEMA EVOLUTION INTO {self.identifier(lake)} t USING {view} s "
+                f"ON {_null_safe_match(self.key)} {clauses}"
+            ).collect()[0]
+        finally:
+            spark.catalog.dropTempView(view)
 
-        return DeltaTable.forPath(spark, self.path(root)).history(1).collect()[0]
+    def history(self, spark: SparkSession, lake: Lake | str | Path, limit: int | None = None) -> list[Row]:
+        """The table's commits, newest first (version, operation, operationMetrics...)."""
+        query = f"DESCRIBE HISTORY {self.identifier(lake)}" + (f" LIMIT {int(limit)}" if limit else "")
+        return spark.sql(query).select("version", "operation", "operationMetrics").collect()
 
-    def data_version(self, spark: SparkSession, root: str | Path) -> int:
+    def latest_commit(self, spark: SparkSession, lake: Lake | str | Path) -> Row:
+        """The table's newest history entry (version, operation, operationMetrics)."""
+        return self.history(spark, lake, limit=1)[0]
+
+    def data_version(self, spark: SparkSession, lake: Lake | str | Path) -> int:
         """The version of the last commit that changed rows: a MERGE that changed nothing does not count.
 
         Two reads at the same data version see the same rows, whatever no-op commits came between them.
         """
-        from delta.tables import DeltaTable
-
-        history = (
-            DeltaTable.forPath(spark, self.path(root))
-            .history()
-            .select("version", "operation", "operationMetrics")
-            .collect()
-        )
+        history = self.history(spark, lake)
         for entry in history:  # newest first
             metrics = entry.operationMetrics or {}
             names = MERGE_CHANGE_METRICS if entry.operation == "MERGE" else ("numOutputRows",)
@@ -171,6 +201,15 @@ class Table:
 
 class MissingTableError(LookupError):
     """A table was read before any job wrote it; the message says which, and where."""
+
+
+def sql_literal(value: str | dt.date | float | int) -> str:
+    """``value`` as a Spark SQL literal: strings quoted with their quotes and backslashes escaped."""
+    if isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return f"DATE'{value.isoformat()}'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def spark_cell(value: Any, kind: str) -> Any:
@@ -307,6 +346,6 @@ BUDGET_RECOMMENDATIONS = Table(
 MONITORING = (POSTERIOR_DRIFT, LIFT_CALIBRATION, DATA_DRIFT, ALERTS)
 
 
-def write_quarantine(spark: SparkSession, root: str | Path, rows: DataFrame) -> None:
+def write_quarantine(spark: SparkSession, lake: Lake | str | Path, rows: DataFrame) -> None:
     """Add rejected records to ``quality.quarantine``, once each."""
-    QUARANTINE.insert_new(spark, root, rows)
+    QUARANTINE.insert_new(spark, lake, rows)

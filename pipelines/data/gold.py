@@ -26,7 +26,15 @@ from pipelines.config import BrandConfig
 from pipelines.data.model_input import control_column, spend_column
 from pipelines.data.quality import Check, Outcome, validate
 from pipelines.data.silver import StageReport
-from pipelines.tables import MARKET_STATUS, MODEL_INPUT, WEEKLY_CONTROLS, WEEKLY_SALES, WEEKLY_SPEND, write_quarantine
+from pipelines.tables import (
+    MARKET_STATUS,
+    MODEL_INPUT,
+    WEEKLY_CONTROLS,
+    WEEKLY_SALES,
+    WEEKLY_SPEND,
+    Lake,
+    write_quarantine,
+)
 
 MODEL_INPUT_KEY = list(MODEL_INPUT.key)
 
@@ -55,7 +63,7 @@ class GoldResult:
     outcomes: list[Outcome]
 
 
-def candidate_model_input(spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig]) -> DataFrame:
+def candidate_model_input(spark: SparkSession, root: Lake | str | Path, brands: dict[str, BrandConfig]) -> DataFrame:
     """Every market's weekly rows from silver, before the market checks."""
 
     targets = spark.createDataFrame([(b.brand, b.target) for b in brands.values()], "brand string, measure string")
@@ -165,7 +173,7 @@ def market_profile(candidate: DataFrame) -> DataFrame:
 
 def build_model_input(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     brands: dict[str, BrandConfig],
     run_key: str,
     batch_id: str = "gold",
@@ -264,7 +272,7 @@ def _reason(check: str, profile, brand: BrandConfig | None, failures: list[Outco
     return next(o.describe() for o in failures if o.check == check)
 
 
-def _write_statuses(spark: SparkSession, root: str | Path, statuses: list[MarketStatus], run_key: str) -> None:
+def _write_statuses(spark: SparkSession, root: Lake | str | Path, statuses: list[MarketStatus], run_key: str) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = [
         (

@@ -45,7 +45,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StructField, TimestampNTZType, TimestampType
 
-from pipelines.tables import BRONZE, QUARANTINE, Table, write_quarantine
+from pipelines.tables import BRONZE, QUARANTINE, Lake, Table, write_quarantine
 
 REQUIRED_COLUMNS = {
     "spend": ["date", "brand", "market", "channel", "campaign", "spend"],
@@ -191,7 +191,7 @@ def column_problems(
 
 def ingest_source(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     landing: str | Path,
     source: str,
     batch_id: str | None = None,
@@ -250,7 +250,13 @@ def ingest_source(
 
 
 def _append(
-    spark: SparkSession, root: str | Path, bronze: Table, path: Path, header: list[str], digest: str, batch_id: str
+    spark: SparkSession,
+    root: Lake | str | Path,
+    bronze: Table,
+    path: Path,
+    header: list[str],
+    digest: str,
+    batch_id: str,
 ) -> int:
     """Append one checked file to bronze as raw strings plus provenance; returns the rows written."""
     # Spark cannot read nanosecond timestamps (pandas writes them): read those as nanoseconds since the epoch
@@ -270,7 +276,7 @@ def _append(
             F.lit(_now()).alias("_ingest_time"),
             F.lit(batch_id).alias("_batch_id"),
         )
-        frame.write.format("delta").mode("append").option("mergeSchema", "true").save(bronze.path(root))
+        bronze.append(frame, root)
     return int(bronze.latest_commit(spark, root)["operationMetrics"]["numOutputRows"])  # no second scan
 
 
@@ -376,13 +382,13 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {first[:500]}"
 
 
-def _known_hashes(spark: SparkSession, root: str | Path, bronze: Table) -> set[str]:
+def _known_hashes(spark: SparkSession, root: Lake | str | Path, bronze: Table) -> set[str]:
     if not bronze.exists(spark, root):
         return set()
     return {r[0] for r in bronze.load(spark, root).select("_content_hash").distinct().collect()}
 
 
-def _refused_hashes(spark: SparkSession, root: str | Path, bronze: Table) -> set[str]:
+def _refused_hashes(spark: SparkSession, root: Lake | str | Path, bronze: Table) -> set[str]:
     """Content hashes of the files of this source already quarantined whole."""
     if not QUARANTINE.exists(spark, root):
         return set()

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import BrandConfig
-from pipelines.tables import MODEL_INPUT
+from pipelines.tables import MODEL_INPUT, Lake
 
 SPEND_PREFIX, CONTROL_PREFIX = "spend_", "control_"
 
@@ -60,7 +60,7 @@ def market_frame(
 
 
 def gold_rows(
-    spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], as_of: dt.date | None = None
+    spark: SparkSession, root: Lake | str | Path, brands: dict[str, BrandConfig], as_of: dt.date | None = None
 ) -> DataFrame:
     """The configured brands' gold rows (up to ``as_of``), with only the columns those brands use."""
     table = MODEL_INPUT.load(spark, root)
@@ -73,7 +73,7 @@ def gold_rows(
 
 
 def read_market_frames(
-    spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], as_of: dt.date | None = None
+    spark: SparkSession, root: Lake | str | Path, brands: dict[str, BrandConfig], as_of: dt.date | None = None
 ) -> dict[tuple[str, str], pd.DataFrame]:
     """Every gold market of the configured brands as ``market_frame``s, keyed by (brand, market).
 

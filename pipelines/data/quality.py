@@ -19,7 +19,7 @@ import great_expectations.expectations as gxe
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark.sql import DataFrame, SparkSession
 
-from pipelines.tables import DQ_RESULTS
+from pipelines.tables import DQ_RESULTS, Lake
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def validate(
     return outcomes
 
 
-def write_dq_results(spark: SparkSession, root: str | Path, run_key: str, outcomes: list[Outcome]) -> None:
+def write_dq_results(spark: SparkSession, root: Lake | str | Path, run_key: str, outcomes: list[Outcome]) -> None:
     """One row per suite run and expectation; a rerun on the same inputs (same ``run_key``) adds nothing."""
     if not outcomes:
         return

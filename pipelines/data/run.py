@@ -25,7 +25,7 @@ from pipelines.data.gold import MarketStatus, build_model_input
 from pipelines.data.ingest import REQUIRED_COLUMNS, IngestReport, ingest_source
 from pipelines.data.quality import Check, Outcome, validate, write_dq_results
 from pipelines.data.silver import SOURCES, StageReport, build_lift_tests, build_weekly, record_checks, weekly_checks
-from pipelines.tables import BRONZE, QUARANTINE
+from pipelines.tables import BRONZE, QUARANTINE, Lake
 
 INGESTED_SOURCES = ("spend", "sales", "controls", "lift_tests")
 
@@ -68,7 +68,7 @@ class PipelineReport:
 def run_pipeline(
     spark: SparkSession,
     landing: str | Path,
-    root: str | Path,
+    root: Lake | str | Path,
     brands: dict[str, BrandConfig],
     as_of: dt.date | None = None,
     progress: Callable[[str], None] = print,
@@ -149,7 +149,7 @@ def run_pipeline(
     return report
 
 
-def run_key(spark: SparkSession, root: str | Path, as_of: dt.date) -> str:
+def run_key(spark: SparkSession, root: Lake | str | Path, as_of: dt.date) -> str:
     """``as_of`` plus each bronze table's Delta version: the same inputs give the same key."""
     parts = [f"as_of={as_of.isoformat()}"]
     for bronze in BRONZE.values():

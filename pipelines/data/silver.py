@@ -27,7 +27,16 @@ from pyspark.sql import functions as F
 from pipelines import names
 from pipelines.config import BrandConfig
 from pipelines.data.quality import Check
-from pipelines.tables import BRONZE, LIFT_TESTS, WEEKLY_CONTROLS, WEEKLY_SALES, WEEKLY_SPEND, Table, write_quarantine
+from pipelines.tables import (
+    BRONZE,
+    LIFT_TESTS,
+    WEEKLY_CONTROLS,
+    WEEKLY_SALES,
+    WEEKLY_SPEND,
+    Lake,
+    Table,
+    write_quarantine,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class StageReport:
 
 
 def long_records(
-    spark: SparkSession, root: str | Path, source: SilverSource, brands: dict[str, BrandConfig]
+    spark: SparkSession, root: Lake | str | Path, source: SilverSource, brands: dict[str, BrandConfig]
 ) -> DataFrame:
     """Bronze as one record per row: record key, ``raw_value``, mapped ``item`` (null if unknown), provenance."""
     raw = source.bronze.load(spark, root)
@@ -258,7 +267,7 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
 
 def build_weekly(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     source: SilverSource,
     brands: dict[str, BrandConfig],
     today: dt.date,
@@ -328,7 +337,7 @@ LIFT_TEST_NUMBERS = ("spend_delta", "lift", "lift_se")
 
 
 def build_lift_tests(
-    spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], batch_id: str = "silver"
+    spark: SparkSession, root: Lake | str | Path, brands: dict[str, BrandConfig], batch_id: str = "silver"
 ) -> StageReport:
     """bronze ``lift_tests`` -> silver ``lift_tests``: typed, channels mapped to model names, checked.
 

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from mmm_models.optimizer import OptimizationError
 from pipelines.config import BrandConfig, PlatformConfig
@@ -40,7 +39,7 @@ from pipelines.recommend.budget import (
     unavailable_rows,
 )
 from pipelines.registry.store import RegistryStore
-from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS, MODEL_RUNS, MissingTableError
+from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS, MODEL_RUNS, Lake, MissingTableError, sql_literal
 
 VALUES = [
     c for c in BUDGET_RECOMMENDATIONS.columns if c not in (*BUDGET_RECOMMENDATIONS.key, "recorded_at")
@@ -114,7 +113,7 @@ class RecommendReport:
 
 def recommend(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     brands: dict[str, BrandConfig],
     platform: PlatformConfig,
     as_of: dt.date,
@@ -190,7 +189,7 @@ def rank_tests(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def known_markets(
-    spark: SparkSession, root: str | Path, brands: dict[str, BrandConfig], markets: list[str] | None = None
+    spark: SparkSession, root: Lake | str | Path, brands: dict[str, BrandConfig], markets: list[str] | None = None
 ) -> list[tuple[str, str]]:
     """Every configured brand's markets in ``quality/market_status`` (modelled or held back), or those named."""
     try:
@@ -209,7 +208,7 @@ def known_markets(
     return found
 
 
-def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], str]:
+def latest_training(spark: SparkSession, root: Lake | str | Path) -> dict[tuple[str, str], str]:
     """Each market's latest ``model_runs`` status and error, to say why a market has no champion."""
     runs = MODEL_RUNS.read(spark, root, ["brand", "market", "status", "error", "recorded_at"])
     latest = runs.sort_values("recorded_at").groupby(["brand", "market"]).tail(1)
@@ -219,11 +218,12 @@ def latest_training(spark: SparkSession, root: str | Path) -> dict[tuple[str, st
     }
 
 
-def write_recommendations(spark: SparkSession, root: str | Path, rows: pd.DataFrame, run_date: dt.date) -> None:
+def write_recommendations(spark: SparkSession, root: Lake | str | Path, rows: pd.DataFrame, run_date: dt.date) -> None:
     """MERGE this run's rows on the key: changed rows updated, new ones inserted, and rows of this run date
     and these markets that the run no longer produces deleted. Other run dates and markets are untouched."""
     markets = sorted(set(rows["brand"] + "/" + rows["market"]))
-    stale = (F.col("t.run_date") == F.lit(run_date)) & F.concat("t.brand", F.lit("/"), "t.market").isin(markets)
+    names = ", ".join(sql_literal(name) for name in markets)
+    stale = f"t.run_date = {sql_literal(run_date)} AND concat(t.brand, '/', t.market) IN ({names})"
     BUDGET_RECOMMENDATIONS.sync_merge(spark, root, BUDGET_RECOMMENDATIONS.to_spark(spark, rows), VALUES, stale)
 
 

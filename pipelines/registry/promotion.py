@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import PlatformConfig
 from pipelines.registry.store import RegistryStore
-from pipelines.tables import ALERTS, MODEL_RUNS, MissingTableError
+from pipelines.tables import ALERTS, MODEL_RUNS, Lake, MissingTableError
 from pipelines.training.review import REVIEW, review_reasons
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -36,7 +36,7 @@ class Promotion:
     action: str  # what happened, in words
 
 
-def latest_training_run(spark: SparkSession, root: str | Path) -> str:
+def latest_training_run(spark: SparkSession, root: Lake | str | Path) -> str:
     """The id of the newest training run in ``model_runs``."""
     try:
         runs = MODEL_RUNS.load(spark, root)
@@ -49,7 +49,7 @@ def latest_training_run(spark: SparkSession, root: str | Path) -> str:
 
 
 def promote(
-    spark: SparkSession, root: str | Path, platform: PlatformConfig, training_run_id: str | None = None
+    spark: SparkSession, root: Lake | str | Path, platform: PlatformConfig, training_run_id: str | None = None
 ) -> list[Promotion]:
     """Apply the gate's verdicts of one training run as registry aliases."""
     store = RegistryStore.from_settings(platform.mlflow)
@@ -87,7 +87,7 @@ def promote(
     return promotions
 
 
-def critical_alerts(spark: SparkSession, root: str | Path) -> dict[tuple[str, str], int]:
+def critical_alerts(spark: SparkSession, root: Lake | str | Path) -> dict[tuple[str, str], int]:
     """Critical monitoring alerts (``outputs/alerts``, written by ``mmm monitor``) per (model name, version)."""
     if not ALERTS.exists(spark, root):
         return {}

@@ -37,7 +37,9 @@ class TrainJob:
     overrides: dict[str, dict] = field(default_factory=dict)  # "brand/market" -> {"training": {...}, "gate": {...}}
     lift_tests: dict[str, list[dict]] = field(default_factory=dict)  # "brand/market" -> silver lift tests, ISO dates
     review: dict = field(default_factory=dict)  # ReviewSettings dump (empty: its defaults)
-    input_path: str = ""  # the gold model_input Delta table trained on, and its version (MLflow dataset input)
+    # the gold model_input table trained on (its Delta folder, or its Unity Catalog name) and its version: the
+    # run's MLflow dataset input
+    input_table: str = ""
     input_version: int | None = None
     # TEST HOOK only: the driver's MMM_TEST_FAULT, carried to the fit processes (a Spark session's workers
     # keep the environment of its start); see ``pipelines.training.worker.inject_test_fault``. Empty in production.

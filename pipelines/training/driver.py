@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import PROJECT_ROOT, BrandConfig, PlatformConfig
 from pipelines.registry.store import RegistryStore, with_retries
-from pipelines.tables import LIFT_TESTS, MARKET_STATUS, MODEL_INPUT, MODEL_RUNS, POSTERIOR_SUMMARIES
+from pipelines.tables import LIFT_TESTS, MARKET_STATUS, MODEL_INPUT, MODEL_RUNS, POSTERIOR_SUMMARIES, Lake
 from pipelines.training.contract import RESULT_SCHEMA, TrainJob
 from pipelines.training.worker import TEST_FAULT_VARIABLE, fit_group_function
 
@@ -96,7 +96,7 @@ def code_version() -> str:
 
 
 def modelling_input(
-    spark: SparkSession, root: str | Path, markets: list[str] | None = None
+    spark: SparkSession, root: Lake | str | Path, markets: list[str] | None = None
 ) -> tuple[DataFrame, list[str]]:
     """``model_input`` rows of the markets that ``market_status`` includes (optionally only ``brand/market`` names).
 
@@ -115,7 +115,7 @@ def modelling_input(
     return MODEL_INPUT.load(spark, root).join(F.broadcast(keys), ["brand", "market"]), included
 
 
-def market_lift_tests(spark: SparkSession, root: str | Path, markets: list[str]) -> dict[str, list[dict]]:
+def market_lift_tests(spark: SparkSession, root: Lake | str | Path, markets: list[str]) -> dict[str, list[dict]]:
     """Silver lift tests of ``markets`` (``brand/market`` names), as plain records the workers calibrate on."""
     columns = ["brand", "market", "channel", "start", "end", "spend_delta", "lift", "lift_se"]
     tests = LIFT_TESTS.read(spark, root, columns)
@@ -137,7 +137,7 @@ def market_lift_tests(spark: SparkSession, root: str | Path, markets: list[str])
 
 def train(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     brands: dict[str, BrandConfig],
     platform: PlatformConfig,
     as_of: dt.date,
@@ -163,7 +163,7 @@ def train(
 
 def _train_under(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     brands: dict[str, BrandConfig],
     platform: PlatformConfig,
     as_of: dt.date,
@@ -197,7 +197,7 @@ def _train_under(
         overrides=overrides or {},
         lift_tests=market_lift_tests(spark, root, included),
         review=platform.review.model_dump(),
-        input_path=MODEL_INPUT.path(root),
+        input_table=Lake.of(root).location(MODEL_INPUT),
         input_version=opened.input_version,
         test_fault=os.environ.get(TEST_FAULT_VARIABLE, ""),  # test hook; unset in production
     )
@@ -258,7 +258,7 @@ def _end_failed(store: RegistryStore, parent: str, error: BaseException) -> None
 
 
 def previous_training(
-    spark: SparkSession, root: str | Path, run_date: dt.date, markets: list[str] | None = None
+    spark: SparkSession, root: Lake | str | Path, run_date: dt.date, markets: list[str] | None = None
 ) -> str | None:
     """The training run that already fitted today's ``model_input`` for ``run_date``, if there is one.
 
@@ -282,7 +282,7 @@ def previous_training(
     return next((row.training_run_id for row in done if wanted <= set(row.markets)), None)
 
 
-def _write_tables(spark: SparkSession, root: str | Path, results: DataFrame) -> None:
+def _write_tables(spark: SparkSession, root: Lake | str | Path, results: DataFrame) -> None:
     finished = results.withColumn("recorded_at", F.current_timestamp())
     MODEL_RUNS.insert_new(spark, root, finished.drop("summaries"))
     summaries = finished.filter(F.col("summaries").isNotNull()).select(

@@ -98,8 +98,8 @@ def track(
     metrics.update(channel_metrics(summary))
     metrics.update({f"review.{c.name}.verdict": float(VERDICT_LEVEL[c.verdict]) for c in review})
     store.log_batch(run_id, params, metrics)
-    if job.input_path and job.input_version is not None:
-        log_model_input(store, run_id, job.input_path, job.input_version)
+    if job.input_table and job.input_version is not None:
+        log_model_input(store, run_id, job.input_table, job.input_version)
     name = model_name(job.model_prefix, brand, market)
     with tempfile.TemporaryDirectory() as folder:
         outputs = Path(folder) / "outputs"
@@ -149,14 +149,16 @@ def channel_metrics(summary: pd.DataFrame) -> dict[str, float]:
     return found
 
 
-def log_model_input(store: RegistryStore, run_id: str, path: str, version: int) -> None:
-    """The run's dataset input: the gold ``model_input`` Delta table at ``version`` (``mlflow.log_input``'s
-    entity, logged through the client: the fit process has no active fluent run)."""
+def log_model_input(store: RegistryStore, run_id: str, table: str, version: int) -> None:
+    """The run's dataset input: the gold ``model_input`` Delta table (a folder, or a Unity Catalog name, which
+    has no ``/``) at ``version`` (``mlflow.log_input``'s entity, logged through the client: the fit process has
+    no active fluent run)."""
     from mlflow.data.delta_dataset_source import DeltaDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import DatasetInput, InputTag
 
-    dataset = MetaDataset(DeltaDatasetSource(path=path, delta_table_version=version), name=f"model_input@v{version}")
+    where = {"path": table} if "/" in table else {"delta_table_name": table}
+    dataset = MetaDataset(DeltaDatasetSource(**where, delta_table_version=version), name=f"model_input@v{version}")
     entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
     with_retries(lambda: store.client.log_inputs(run_id, datasets=[entity]), "log the model_input dataset")
 

@@ -22,6 +22,7 @@ from jobs.cli import build_parser
 from jobs.flow import STEPS
 from pipelines.config import ConfigError, PlatformConfig
 from pipelines.names import model_name
+from pipelines.tables import MODEL_INPUT
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "infra" / "databricks"
@@ -178,10 +179,15 @@ def test_targets_use_the_unity_catalog_names_of_conf_databricks(bundle: dict, jo
             model_name(platform.mlflow.model_prefix, "acme", "DE")
             == f"{names['catalog']}.{names['schema']}.mmm_acme_de"
         )
-        # the pipeline task writes where train, promote, recommend and monitor read (the platform's paths)
+        # the tables are Unity Catalog tables of the bundle's schema, by name
+        assert platform.tables == f"{names['catalog']}.{names['schema']}"
+        assert (
+            platform.tables_lake().identifier(MODEL_INPUT) == f"{names['catalog']}.{names['schema']}.gold_model_input"
+        )
+        # every task reads the same platform file: the pipeline writes where the others read
         argv = [render(str(v), bundle, job, target) for v in pipeline]
-        assert argv[argv.index("--lake") + 1] == platform.lake
-        assert argv[argv.index("--landing") + 1] == platform.landing
+        assert argv[argv.index("--platform") + 1].endswith("/files/conf/databricks.yaml")
+        assert "--lake" not in argv and "--landing" not in argv
         assert render(brands, bundle, job, target).endswith("/files/conf/brands")  # the synced conf/brands
         assert platform.brands == str((DATABRICKS_CONF.parent / "brands").resolve())  # beside the platform file
 
@@ -236,6 +242,18 @@ def test_tasks_run_only_after_their_predecessor_succeeded(job: dict) -> None:
     (cluster,) = job["job_clusters"]
     assert cluster["new_cluster"]["spark_env_vars"]["MMM_HELD_BACK_EXIT"] == "0"
     assert job["email_notifications"]["on_failure"] == "${var.failure_emails}"
+
+
+def test_executor_credentials_come_from_a_secret_scope_never_from_config(bundle: dict, job: dict) -> None:
+    """The fit processes on the executors write to MLflow: their token is a secret reference, resolved by
+    Databricks when the cluster starts; no config file, parameter or variable holds a token."""
+    (cluster,) = job["job_clusters"]
+    variables = cluster["new_cluster"]["spark_env_vars"]
+    assert variables["DATABRICKS_TOKEN"] == "{{secrets/${var.secret_scope}/${var.mlflow_token_key}}}"
+    assert variables["DATABRICKS_HOST"] == "${workspace.host}"
+    assert {"secret_scope", "mlflow_token_key"} <= set(bundle["variables"])
+    for text in (DATABRICKS_CONF.read_text(), yaml.safe_dump(bundle), yaml.safe_dump(job)):
+        assert not re.search(r"dapi[0-9a-f]{16,}", text)  # no literal Databricks token anywhere
 
 
 @pytest.mark.parametrize("target", ["dev", "prod"])

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from delta.tables import DeltaTable
 
 from pipelines.data.ingest import ingest_source
 from pipelines.data.silver import SPEND, build_weekly
@@ -44,5 +43,5 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     again, _ = build_weekly(spark, root, SPEND, BRANDS, today=dt.date(2024, 1, 1))
     assert again.rows_out == report.rows_out  # MERGE: a rerun adds no rows
     assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == len(quarantine)
-    history = DeltaTable.forPath(spark, WEEKLY_SPEND.path(root)).history().collect()
-    assert [r.operation for r in sorted(history, key=lambda r: r.version)] == ["WRITE", "MERGE"]
+    history = WEEKLY_SPEND.history(spark, root)
+    assert [r.operation for r in sorted(history, key=lambda r: r.version)] == ["CREATE TABLE AS SELECT", "MERGE"]
