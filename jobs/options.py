@@ -45,7 +45,12 @@ def add_step_options(
     if as_of:
         parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="run date (default: today)")
     if master:
-        parser.add_argument("--master", default=None, help="Spark master (default: an active session, else local[*])")
+        parser.add_argument(
+            "--master",
+            default=None,
+            help="Spark master: local[N], spark://host:port, or sc://host:port for Spark Connect "
+            "(default: an active session, else $MMM_SPARK_MASTER, $SPARK_REMOTE, local[*])",
+        )
 
 
 def step_context(args: argparse.Namespace) -> StepContext | None:

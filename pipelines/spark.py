@@ -1,6 +1,12 @@
-"""The Spark session factory: the active session where one exists (Databricks, a cluster), else a
-local one with Delta Lake, whose jars Spark fetches from Maven Central on first use. A local session's
-driver listens on 127.0.0.1 only, not on every interface of the machine."""
+"""The Spark session factory: the active session where one exists (Databricks, a cluster), a Spark
+Connect session for an ``sc://`` address, else a classic session (``local[*]`` or a cluster master) with
+Delta Lake, whose jars Spark fetches from Maven Central on first use. A local session's driver listens
+on 127.0.0.1 only, not on every interface of the machine.
+
+The platform's jobs use only what Spark Connect has (DataFrames, SQL, the catalog, ``applyInPandas``;
+no ``sparkContext``, RDDs or JVM objects), so the same code runs on a laptop, a standalone cluster,
+Databricks classic and standard-access clusters, and Databricks serverless.
+"""
 
 from __future__ import annotations
 
@@ -48,8 +54,28 @@ def session_config(master: str, cores: int, driver_memory: str = "4g") -> dict[s
     return config
 
 
+MASTER_VARIABLE = "MMM_SPARK_MASTER"  # the master when no --master is given (Prefect's flow, a scheduler)
+
+
+def is_connect_address(master: str) -> bool:
+    """Whether ``master`` is a Spark Connect server (``sc://host:port``) rather than a cluster master."""
+    return master.startswith("sc://")
+
+
+def connect_config(cores: int) -> dict[str, str]:
+    """The session settings a Spark Connect client may set (SQL settings; the server owns the rest)."""
+    return {
+        "spark.sql.shuffle.partitions": str(2 * cores),
+        "spark.sql.session.timeZone": "UTC",
+    }
+
+
 def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
-    """An active session if there is one; otherwise ``local[*]`` (or ``master``) with Delta.
+    """An active session if there is one; otherwise one for ``master`` (default ``$MMM_SPARK_MASTER``, then
+    ``$SPARK_REMOTE`` for Spark Connect, then ``local[*]``).
+
+    A Spark Connect session (``sc://...``) gets this platform's SQL settings (UTC, few shuffle partitions);
+    the server brings Delta, as a Databricks one does.
 
     Local sessions run Python workers on this interpreter (so they see the project's packages), use few
     shuffle and snapshot partitions, which suits a laptop-sized machine, give the driver JVM (which
@@ -59,11 +85,16 @@ def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    master = master or os.environ.get(MASTER_VARIABLE) or os.environ.get("SPARK_REMOTE") or "local[*]"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if is_connect_address(master):
+        builder = SparkSession.builder.remote(master).appName(app_name)
+        for key, value in connect_config(cores).items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
     from delta import configure_spark_with_delta_pip
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    master = master or "local[*]"
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in session_config(master, cores, os.environ.get("MMM_SPARK_DRIVER_MEMORY", "4g")).items():
         builder = builder.config(key, value)

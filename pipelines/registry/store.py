@@ -41,7 +41,7 @@ from tenacity import (
     wait_random,
 )
 
-from pipelines.config import MlflowSettings, project_dir
+from pipelines.config import MlflowSettings, is_uri, project_dir
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -223,7 +223,7 @@ class RegistryStore:
         tracking = absolute(settings.tracking_uri)
         registry = absolute(settings.registry_uri) if settings.registry_uri else tracking
         artifacts = settings.artifact_location
-        if "://" not in artifacts:
+        if not is_uri(artifacts):
             artifacts = (base / artifacts).resolve().as_uri()
         if tracking.startswith("sqlite:///"):
             Path(tracking.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
