@@ -16,8 +16,12 @@ is run on the simulator: its true lift (``simulator.true_lifts``) plus Normal no
 standard error, fed back as a lift test, and the model refitted. The realised narrowing of that
 channel's 90% ROAS HDI is compared with the predicted one.
 
+Each market's row says, beside its verdicts, the true uplift of the recommended split over the current one
+(``true_uplift_pct``, from the simulator's parameters): a ``hold`` where there is little to gain is honest.
+
 Last line: {"null_flagged_rate", "identified_act_rate", "collinear_test_rate", "narrowing_rel_error",
-            "seeds", "predicted_narrowing", "realised_narrowing", ..., "seconds"}
+            "narrowing_signed_rel_error", "seeds", ..., "predicted_narrowing_median",
+            "realised_narrowing_median", ..., "seconds"}
 
     python benchmarks/model_review.py [--seeds 10] [--draws 400]
 """
@@ -31,12 +35,20 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from mmm_models import analysis
 from mmm_models.diagnostics import diagnose
 from mmm_models.fitted import FittedModel, fit
 from mmm_models.fitting import FitSettings
-from mmm_models.simulator import SimulatedMarket, SimulationConfig, simulate_market, simulation_spec, true_lifts
+from mmm_models.simulator import (
+    SimulatedMarket,
+    SimulationConfig,
+    simulate_market,
+    simulation_spec,
+    true_lifts,
+    truth_response_model,
+)
 from pipelines.config import BudgetSettings, GateSettings, RecommendSettings, ReviewSettings
 from pipelines.recommend.budget import TEST, Decision, decide, design_test, recommend_budget
 from pipelines.training.gate import evaluate_gate
@@ -57,6 +69,18 @@ def simulate(kind: str, seed: int) -> SimulatedMarket:
     return simulate_market(config, seed=1000 * (1 + list(KINDS).index(kind)) + seed, truth=truth)
 
 
+def true_uplift_pct(market: SimulatedMarket, table: pd.DataFrame, weeks: int) -> float | None:
+    """The recommended split's true uplift over the current one, in % of the current split's true media
+    response (the simulator's parameters): whether there was anything to act on. None without media effect."""
+    truth = truth_response_model(market)
+
+    def response(plan: np.ndarray) -> float:
+        return float(truth.channel_response(np, np.broadcast_to(plan / weeks, (weeks, len(plan)))).sum())
+
+    current = response(table["current_spend"].to_numpy())
+    return round(100 * (response(table["recommended_spend"].to_numpy()) / current - 1), 2) if current > 0 else None
+
+
 def roas_width(model: FittedModel, channel: str) -> float:
     metrics = analysis.channel_metrics(model, max_draws=1000)
     row = metrics[(metrics.channel == channel) & (metrics.metric == "roas")].iloc[0]
@@ -72,7 +96,8 @@ def assess(kind: str, seed: int, settings: FitSettings) -> tuple[dict, FittedMod
     draws = analysis.channel_metric_draws(model, max_draws=1000)
     checks = review_model(model, diagnostics, evaluate_gate(diagnostics, GateSettings()), draws, ReviewSettings())
     informativeness = next(c for c in checks if c.name == "informativeness")
-    recommendation = recommend_budget(model, market.data[channels], BudgetSettings())
+    budget = BudgetSettings()
+    recommendation = recommend_budget(model, market.data[channels], budget)
     decision = decide(model, recommendation, RecommendSettings(), seed=seed)
     row = {
         "kind": kind,
@@ -80,6 +105,7 @@ def assess(kind: str, seed: int, settings: FitSettings) -> tuple[dict, FittedMod
         "informativeness": informativeness.verdict,
         "verdict": decision.verdict,
         "p_uplift": round(decision.uplift_probability, 3),
+        "true_uplift_pct": true_uplift_pct(market, recommendation.table, budget.period_weeks),
         "test_channel": decision.test.channel if decision.test else None,
         "max_rhat": round(diagnostics["max_rhat"], 3),
         "r2_train": round(diagnostics["r2_train"], 3),
@@ -154,6 +180,10 @@ def main() -> None:
             [r["verdict"] == TEST and r["test_channel"] in ("tv", "search") for r in by_kind["collinear"]]
         ),
         "narrowing_rel_error": float(np.median([t["rel_error"] for t in tests])),
+        # signed: below 0 the test narrowed the interval less than predicted ("at least ..., within 20%": >= -0.2)
+        "narrowing_signed_rel_error": float(
+            np.median([(t["realised"] - t["predicted"]) / t["predicted"] for t in tests])
+        ),
         "seeds": args.seeds,
         "draws": args.draws,
         "null_informativeness_flagged": np.mean([r["informativeness"] != "PASS" for r in by_kind["null"]]),
