@@ -4,7 +4,8 @@ Reads (markets, recommendations) are plain functions, which FastAPI runs in its 
 model's answers (channel summary, optimize, what-if) run in worker threads too, at most one per core
 at a time (an anyio capacity limiter), so the event loop keeps answering reads and health checks while
 they compute. At start, a background thread loads the champions and compiles their optimiser
-(``RecommendationService.warm``); readiness says when it is done. OpenAPI docs: ``/docs``.
+(``RecommendationService.warm``); readiness says when it is done. Every answer carries a ``Server-Timing``
+header (``serving.timing``). OpenAPI docs: ``/docs``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from serving.schemas import (
     WhatIfRequest,
 )
 from serving.service import InvalidRequestError, NotFoundError, RecommendationService, UnknownMarketError
+from serving.timing import ServerTiming
 
 Brand = Annotated[str, Path(description="brand, as in the brand files (normalised: trimmed, lower case)")]
 T = TypeVar("T")
@@ -108,6 +110,7 @@ def create_app(service: RecommendationService, tokens: frozenset[str], warm: boo
         return await _compute(request, service.what_if, brand, market, body)
 
     app.include_router(router)
+    app.add_middleware(ServerTiming)
     _add_error_handlers(app)
     return app
 

@@ -4,6 +4,7 @@ markets, a market without a champion, readiness and the lake reader, on a lake w
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pipelines.tables import MARKET_STATUS
 from serving.app import create_app
 from serving.auth import TOKENS_ENV, UnsafeBindError, check_bind, is_loopback, load_tokens
 from serving.lake import LakeReader
+from serving.timing import server_duration_ms
 from tests.serving.conftest import TOKEN, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +199,19 @@ def test_the_service_imports_without_spark() -> None:
     code = f"{blocked}; import jobs.api, serving.app, serving.service"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_answer_says_how_long_the_service_took(client: TestClient) -> None:
+    answers = [
+        client.get("/health"),
+        client.get("/markets", headers=AUTH),
+        client.get("/markets"),  # 401
+        client.get("/markets/acme/IT/recommendations", headers=AUTH),  # 404
+        client.post("/markets/acme/DE/optimize", json={"budget": 5}, headers=AUTH),  # 422
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 401, 404, 422]
+    for answer in answers:
+        header = answer.headers["server-timing"]
+        assert re.fullmatch(r"app;dur=\d+\.\d{2}", header), header
+        assert 0 <= server_duration_ms(header) < 60_000
+    assert server_duration_ms("db;dur=1.5, app;dur=3.25") == 3.25 and server_duration_ms(None) is None
