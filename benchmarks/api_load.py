@@ -103,6 +103,12 @@ def resident_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -282,9 +288,14 @@ def main() -> int:
         rng.shuffle(mixed)
         for phase, jobs in (("reads", reads(args.reads)), ("optimize", optimizes(args.optimize)), ("mixed", mixed)):
             if jobs:
+                cpu = cpu_seconds(server.pid)
                 results, seconds = clients.send(jobs)
+                cpu = cpu_seconds(server.pid) - cpu
                 phases[phase] = report(phase, results)
-                print(f"{phase:8s} {len(results)} requests in {seconds:.1f} s, load average {os.getloadavg()[0]:.2f}")
+                print(
+                    f"{phase:8s} {len(results)} requests in {seconds:.1f} s, server CPU {cpu:.2f} s "
+                    f"({cpu / len(results) * 1000:.2f} ms a request), load average {os.getloadavg()[0]:.2f}"
+                )
                 wall += seconds
         end_mb = resident_mb(server.pid)
     finally:
