@@ -1,10 +1,14 @@
 """The FastAPI app: the endpoints, their auth, and one HTTP status per kind of error.
 
-Reads (markets, recommendations) are plain functions, which FastAPI runs in its thread pool. The
-model's answers (channel summary, optimize, what-if) run in worker threads too, at most one per core
-at a time (an anyio capacity limiter), so the event loop keeps answering reads and health checks while
-they compute. At start, a background thread loads the champions and compiles their optimiser
-(``RecommendationService.warm``); readiness says when it is done. OpenAPI docs: ``/docs``.
+A market's recommendations are answered on the event loop from memory (a dictionary lookup of the JSON
+body) while the lake needs no look, and in FastAPI's thread pool when it does; the other reads are plain
+functions, which FastAPI runs in its thread pool. The bearer check runs on the event loop (a constant-time
+comparison, no I/O), so a read from memory never waits for a thread. The model's answers (channel
+summary, optimize, what-if) run in worker threads too, at most one per core at a time (an anyio capacity
+limiter), so the event loop keeps answering reads and health checks while they compute. At start, a
+background thread loads the champions and compiles their optimiser (``RecommendationService.warm``);
+readiness says when it is done. Every answer carries a ``Server-Timing`` header (``serving.timing``).
+OpenAPI docs: ``/docs``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from serving.schemas import (
     WhatIfRequest,
 )
 from serving.service import InvalidRequestError, NotFoundError, RecommendationService, UnknownMarketError
+from serving.timing import ServerTiming
 
 Brand = Annotated[str, Path(description="brand, as in the brand files (normalised: trimmed, lower case)")]
 T = TypeVar("T")
@@ -78,13 +83,16 @@ def create_app(service: RecommendationService, tokens: frozenset[str], warm: boo
         return service.markets()
 
     @router.get("/markets/{brand}/{market}/recommendations", response_model=Recommendations, tags=["markets"])
-    def recommendations(
+    async def recommendations(
         brand: Brand,
         market: MarketName,
         run_date: Annotated[dt.date | None, Query(description="a run date (default: the latest)")] = None,
     ) -> Response:
         """The market's budget recommendation rows (one per channel) of its latest or a given run date."""
-        return Response(service.recommendations_json(brand, market, run_date), media_type="application/json")
+        body = service.cached_recommendations_json(brand, market, run_date)
+        if body is None:  # the lake is due for a look, or the body is not built yet: off the event loop
+            body = await anyio.to_thread.run_sync(service.recommendations_json, brand, market, run_date)
+        return Response(body, media_type="application/json")
 
     @router.get("/markets/{brand}/{market}/channels", response_model=ChannelSummary, tags=["champion"])
     async def channels(
@@ -108,6 +116,7 @@ def create_app(service: RecommendationService, tokens: frozenset[str], warm: boo
         return await _compute(request, service.what_if, brand, market, body)
 
     app.include_router(router)
+    app.add_middleware(ServerTiming)
     _add_error_handlers(app)
     return app
 

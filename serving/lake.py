@@ -3,7 +3,8 @@
 A service answers many reads between two weekly writes, so each table is kept in memory as pandas at
 the Delta version it was read, and read again only when a newer version has been committed. The log is
 looked at most once per ``refresh_s`` per table, which keeps a read in memory; a write is seen within
-that time.
+that time. ``fresh_version`` answers from memory alone (no log, no lock), so that an event loop can serve
+a read itself while the table needs no look, and hand it to a thread when it does.
 """
 
 from __future__ import annotations
@@ -11,12 +12,22 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import pandas as pd
 from deltalake import DeltaTable
 
 from pipelines.tables import Table
+
+
+class Stale(Enum):
+    """A table due for a look at its Delta log (``LakeReader.fresh_version``)."""
+
+    STALE = "stale"
+
+
+STALE = Stale.STALE
 
 
 @dataclass
@@ -52,6 +63,14 @@ class LakeReader:
         """The Delta version the cached rows were read at (None: the table does not exist)."""
         self.read(table)
         return self._snapshots[table.qualified_name].version
+
+    def fresh_version(self, table: Table) -> int | Stale | None:
+        """``version``, if the log was looked at within ``refresh_s``; ``STALE`` when it is due for a look (or the
+        table was never read). Never touches the log or waits for a lock: an event loop may call it."""
+        snapshot = self._snapshots.get(table.qualified_name)
+        if snapshot is None or time.monotonic() - snapshot.checked_at >= self.refresh_s:
+            return STALE
+        return snapshot.version
 
     def _refresh(self, table: Table, snapshot: _Snapshot | None, now: float) -> _Snapshot:
         path = table.path(self.root)

@@ -31,7 +31,7 @@ from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS, MODEL_RUNS
 from pipelines.training.review import REVIEW, review_reasons
 from serving import optimizer
 from serving.champions import Champion, ChampionCache, NoChampionError
-from serving.lake import LakeReader
+from serving.lake import STALE, LakeReader
 from serving.schemas import (
     ChannelMetrics,
     ChannelSummary,
@@ -109,14 +109,7 @@ class RecommendationService:
 
     def market(self, brand: str, market: str) -> tuple[str, str]:
         """The normalised (brand, market) of a known market; the name rules are checked first."""
-        try:
-            brand = check(brand, "brand", "brand")
-        except InvalidNameError as exc:
-            raise InvalidRequestError(("path", "brand"), str(exc)) from None
-        try:
-            market = check(market, "market", "market")
-        except InvalidNameError as exc:
-            raise InvalidRequestError(("path", "market"), str(exc)) from None
+        brand, market = _checked_names(brand, market)
         if (brand, market) not in self._known():
             raise UnknownMarketError(f"unknown market {brand}/{market}: the pipeline has no such market")
         return brand, market
@@ -199,6 +192,24 @@ class RecommendationService:
         return answer
 
     # --- recommendations ---
+
+    def cached_recommendations_json(self, brand: str, market: str, run_date: dt.date | None = None) -> bytes | None:
+        """``recommendations_json`` from memory alone, or None when that takes a look at the lake (a table due
+        for a look at its log, a body not built yet): no file, no log, no lock held by a lake read, so that
+        the event loop answers most reads itself, and hands the others to ``recommendations_json`` in a thread.
+        Raises what ``recommendations_json`` raises for a bad name or, from memory, an unknown market."""
+        brand, market = _checked_names(brand, market)
+        status_version = self.lake.fresh_version(MARKET_STATUS)
+        known_version, known = self._known_markets
+        if status_version is STALE or status_version is None or status_version != known_version:
+            return None
+        if (brand, market) not in known:
+            raise UnknownMarketError(f"unknown market {brand}/{market}: the pipeline has no such market")
+        version = self.lake.fresh_version(BUDGET_RECOMMENDATIONS)
+        if version is STALE:
+            return None
+        with self._reads_lock:
+            return self._reads.get((version, brand, market, run_date))
 
     def recommendations_json(self, brand: str, market: str, run_date: dt.date | None = None) -> bytes:
         """``recommendations`` as its JSON body, kept until ``budget_recommendations`` gets a new version."""
@@ -351,6 +362,19 @@ class RecommendationService:
             compilations=optimizer.compilations(),
             problems=problems,
         )
+
+
+def _checked_names(brand: str, market: str) -> tuple[str, str]:
+    """The normalised brand and market, or ``InvalidRequestError`` naming the path parameter that breaks a rule."""
+    try:
+        brand = check(brand, "brand", "brand")
+    except InvalidNameError as exc:
+        raise InvalidRequestError(("path", "brand"), str(exc)) from None
+    try:
+        market = check(market, "market", "market")
+    except InvalidNameError as exc:
+        raise InvalidRequestError(("path", "market"), str(exc)) from None
+    return brand, market
 
 
 def _optimize_answer(champion: Champion, answer: BudgetRecommendation) -> OptimizeAnswer:

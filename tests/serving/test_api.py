@@ -3,7 +3,9 @@ markets, a market without a champion, readiness and the lake reader, on a lake w
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jobs.cli import main
-from pipelines.tables import MARKET_STATUS
+from pipelines.tables import BUDGET_RECOMMENDATIONS, MARKET_STATUS
 from serving.app import create_app
 from serving.auth import TOKENS_ENV, UnsafeBindError, check_bind, is_loopback, load_tokens
-from serving.lake import LakeReader
+from serving.lake import STALE, LakeReader
+from serving.service import InvalidRequestError, RecommendationService, UnknownMarketError
+from serving.timing import server_duration_ms
 from tests.serving.conftest import TOKEN, write_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +201,62 @@ def test_the_service_imports_without_spark() -> None:
     code = f"{blocked}; import jobs.api, serving.app, serving.service"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_answer_says_how_long_the_service_took(client: TestClient) -> None:
+    answers = [
+        client.get("/health"),
+        client.get("/markets", headers=AUTH),
+        client.get("/markets"),  # 401
+        client.get("/markets/acme/IT/recommendations", headers=AUTH),  # 404
+        client.post("/markets/acme/DE/optimize", json={"budget": 5}, headers=AUTH),  # 422
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 401, 404, 422]
+    for answer in answers:
+        header = answer.headers["server-timing"]
+        assert re.fullmatch(r"app;dur=\d+\.\d{2}", header), header
+        assert 0 <= server_duration_ms(header) < 60_000
+    assert server_duration_ms("db;dur=1.5, app;dur=3.25") == 3.25 and server_duration_ms(None) is None
+
+
+def recommendation_rows(brand: str, market: str, run_date: dt.date) -> pd.DataFrame:
+    channels = ["search", "tv"]
+    return pd.DataFrame(
+        {
+            "run_date": [run_date] * 2,
+            "brand": brand,
+            "market": market,
+            "channel": channels,
+            "status": "success",
+            "recommended_spend": [100.0, 200.0],
+        }
+    )
+
+
+def test_a_read_is_answered_from_memory_until_the_lake_is_due_for_a_look(lake: Path, service) -> None:
+    write_table(lake, BUDGET_RECOMMENDATIONS, recommendation_rows("acme", "DE", dt.date(2024, 6, 3)))
+    slow = RecommendationService(LakeReader(lake, refresh_s=3600), service.champions)
+    assert slow.lake.fresh_version(BUDGET_RECOMMENDATIONS) is STALE  # never read: due for a look
+    assert slow.cached_recommendations_json("acme", "DE") is None
+    body = slow.recommendations_json("acme", "DE")
+    assert slow.lake.fresh_version(BUDGET_RECOMMENDATIONS) == 0
+    assert slow.cached_recommendations_json("ACME", "de") == body  # normalised names, the same bytes
+    assert slow.cached_recommendations_json("acme", "DE", dt.date(2024, 6, 3)) is None  # another key: not built
+    with pytest.raises(UnknownMarketError, match="acme/IT"):
+        slow.cached_recommendations_json("acme", "IT")
+    with pytest.raises(InvalidRequestError, match="not a valid name"):
+        slow.cached_recommendations_json("ac.me", "DE")
+    write_table(lake, BUDGET_RECOMMENDATIONS, recommendation_rows("acme", "DE", dt.date(2024, 6, 10)))
+    assert slow.cached_recommendations_json("acme", "DE") == body  # within refresh_s: the version it read
+    service.recommendations_json("acme", "DE")  # refresh_s=0: always due for a look, so always the lake's rows
+    assert service.lake.fresh_version(BUDGET_RECOMMENDATIONS) is STALE
+    assert service.cached_recommendations_json("acme", "DE") is None
+    with TestClient(create_app(slow, frozenset({TOKEN}), warm=False)) as client:
+        answer = client.get("/markets/acme/DE/recommendations", headers=AUTH)
+        assert answer.status_code == 200 and answer.content == body
+        assert answer.json()["run_dates"] == ["2024-06-03"]
+    with TestClient(create_app(service, frozenset({TOKEN}), warm=False)) as client:
+        assert client.get("/markets/acme/DE/recommendations", headers=AUTH).json()["run_dates"] == [
+            "2024-06-10",
+            "2024-06-03",
+        ]
