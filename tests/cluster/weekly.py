@@ -1,4 +1,4 @@
-"""The weekly job where its users run it (issue 17): a Spark standalone cluster and a Spark Connect server,
+"""The weekly steps as the cluster tests run them (issue 17): a Spark standalone cluster and a Spark Connect server,
 both on 127.0.0.1, training reporting to an MLflow tracking server, never to a file shared with the driver.
 
 Each step is the ``mmm`` console script in a process of its own, with the options the Databricks bundle
@@ -20,18 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.cluster.servers import connect_server, mlflow_server, standalone_cluster
 from tests.conftest import LENIENT_REVIEW
 
-pytestmark = pytest.mark.slow
-
 MMM = str(Path(sys.executable).parent / "mmm")
-WEEKS = (
-    70  # over a year of history (min_history_weeks 52) and 13 holdout weeks, no more: the test is about where it runs
-)
+# Over a year of history (min_history_weeks 52) and 13 holdout weeks, no more: these tests are about where
+# the job runs, not about the statistics.
+WEEKS = 70
 AS_OF = dt.date(2023, 1, 2) + dt.timedelta(weeks=WEEKS)  # the Monday after the synthetic weeks (they start 2023-01-02)
 MARKETS = ["acme/DE", "acme/FR"]
 
@@ -110,23 +106,3 @@ def check_outcome(project: Path, tracking_uri: str) -> None:
         assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), run.info.artifact_uri  # through the server
         assert client.list_artifacts(champion.run_id), "the version's run has no artifacts"
     assert not (project / "mlflow.db").exists() and not (project / "outputs" / "mlflow.db").exists()
-
-
-def test_the_weekly_steps_run_on_a_standalone_cluster_with_a_tracking_server(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    with mlflow_server(tmp_path / "mlflow") as tracking_uri, standalone_cluster(tmp_path / "spark") as master:
-        write_project(project, tracking_uri)
-        run_weekly_steps(project, master)
-        check_outcome(project, tracking_uri)
-    executor_logs = list((tmp_path / "spark" / "worker").glob("app-*/*/stderr"))
-    assert executor_logs, "no executor ran in the worker's own JVM"  # one folder per application and executor
-    fitted = [log for log in executor_logs if "Running task" in log.read_text(errors="replace")]
-    assert fitted, "the worker's executors ran no task"
-
-
-def test_the_weekly_steps_run_through_spark_connect(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    with mlflow_server(tmp_path / "mlflow") as tracking_uri, connect_server(tmp_path / "connect") as address:
-        write_project(project, tracking_uri)
-        run_weekly_steps(project, address)
-        check_outcome(project, tracking_uri)
