@@ -37,7 +37,7 @@ import pandas as pd
 from pipelines.lake import Lake
 
 if TYPE_CHECKING:  # annotations only: the service reads the catalogue without Spark installed
-    from pyspark.sql import DataFrame, Row, SparkSession
+    from pyspark.sql import DataFrame, DataFrameWriter, Row, SparkSession
 
 MERGE_CHANGE_METRICS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
 
@@ -106,14 +106,20 @@ class Table:
 
     def write(self, frame: DataFrame, lake: Lake | str | Path) -> None:
         """Create the table with ``frame``'s rows (an error if it exists)."""
-        frame.write.format("delta").saveAsTable(self.identifier(lake))
+        self._save(frame.write.format("delta"), lake)
 
     def append(self, frame: DataFrame, lake: Lake | str | Path) -> None:
         """Add ``frame``'s rows (new columns join the schema); the first append creates the table."""
-        if not self.exists(frame.sparkSession, lake):
-            self.write(frame, lake)
+        self._save(frame.write.format("delta").mode("append").option("mergeSchema", "true"), lake)
+
+    def _save(self, writer: DataFrameWriter, lake: Lake | str | Path) -> None:
+        """A Unity Catalog table by name; a folder by path (a write that failed half-way leaves files but no
+        commit there, which a later ``saveAsTable`` of the path identifier would take for an existing table)."""
+        lake = Lake.of(lake)
+        if lake.schema is not None:
+            writer.saveAsTable(lake.identifier(self))
         else:
-            frame.write.format("delta").mode("append").option("mergeSchema", "true").saveAsTable(self.identifier(lake))
+            writer.save(lake.path(self))
 
     def to_spark(self, spark: SparkSession, rows: pd.DataFrame) -> DataFrame:
         """Pandas rows as a Spark frame of this table's schema (missing cells None, types as the schema says)."""
