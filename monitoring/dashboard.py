@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from pyspark.sql import SparkSession
 
+from mmm_models.report import readable
 from pipelines.config import PlatformConfig
 from pipelines.names import InvalidNameError, safe_path
 from pipelines.tables import ALERTS, BUDGET_RECOMMENDATIONS, LIFT_CALIBRATION, POSTERIOR_DRIFT, POSTERIOR_SUMMARIES
@@ -290,11 +291,6 @@ def recommendations_table(recommendations: pd.DataFrame) -> str:
     latest = recommendations[recommendations["run_date"] == recommendations["run_date"].max()]
     shown = latest[[c for c in RECOMMENDATION_COLUMNS if c in latest.columns]].sort_values(["brand", "market"])
     return table_html(shown)
-
-
-def readable(value: float) -> str:
-    """A number as people read it: 361,234 (not 3.61e+05) from 100 up, three significant digits below."""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def table_html(frame: pd.DataFrame, table_id: str | None = None) -> str:

@@ -33,9 +33,9 @@ from mmm_models import analysis
 from mmm_models.fitted import FittedModel
 from mmm_models.optimizer import OptimizationError, ResponseModel
 from mmm_models.prediction import predict
-from mmm_models.report import channel_table
+from mmm_models.report import channel_table, readable
 from monitoring.calibration import lift_calibration
-from monitoring.dashboard import REPORTS_FOLDER, lift_scatter, page, readable, table_html, write_dashboard
+from monitoring.dashboard import REPORTS_FOLDER, lift_scatter, page, table_html, write_dashboard
 from pipelines.config import PlatformConfig
 from pipelines.names import check, model_name, safe_path
 from pipelines.recommend.job import verdict_text
@@ -263,7 +263,7 @@ def response_figure(inputs: MarketReportInputs, max_draws: int | None = REPORT_D
     levels = np.vstack([CURVE_MULTIPLIERS[:, None] * spread[None, :], *marked])
     stats = analysis.summarise(response.period_response(levels, weeks))  # each (levels, channels)
     grid = len(CURVE_MULTIPLIERS)
-    figure = make_subplots(rows=1, cols=len(channels), subplot_titles=channels, shared_yaxes=True)
+    figure = make_subplots(rows=1, cols=len(channels), subplot_titles=channels)  # each channel on its own scale
     for c, channel in enumerate(channels, start=1):
         x = levels[:grid, c - 1]
         show = c == 1
@@ -318,7 +318,8 @@ def response_figure(inputs: MarketReportInputs, max_draws: int | None = REPORT_D
                 col=c,
             )
         figure.update_xaxes(title_text=f"spend over {weeks} weeks", tickformat="~s", hoverformat=",.0f", row=1, col=c)
-    figure.update_yaxes(title_text="incremental outcome", tickformat="~s", hoverformat=",.0f", row=1, col=1)
+    figure.update_yaxes(tickformat="~s", hoverformat=",.0f")
+    figure.update_yaxes(title_text="incremental outcome", row=1, col=1)
     figure.update_layout(height=420, margin={"t": 40})
     return figure
 
@@ -608,14 +609,15 @@ def write_reports(
             run_id = store.market_run_id(name, version, brand, market)
             model = store.load_run_model(run_id)
             review = _version_row(runs, name, version)
+            checks, verdict = review.get("review"), review.get("review_verdict")
             inputs = MarketReportInputs(
                 brand,
                 market,
                 model,
                 version,
                 mine,
-                json.loads(review["review"]) if isinstance(review.get("review"), str) else {},
-                review.get("review_verdict"),
+                json.loads(checks) if isinstance(checks, str) else {},
+                verdict if isinstance(verdict, str) else None,  # None: trained before the review
                 _calibration(calibration, tests, model, brand, market, name, version),
             )
             path = safe_path(folder, market_file_name(brand, market))

@@ -14,9 +14,10 @@ import pytest
 
 from mmm_models import analysis
 from mmm_models.diagnostics import diagnose
+from mmm_models.report import channel_table, readable
 from mmm_models.review import naive_holdout_wape
 from monitoring.calibration import lift_calibration
-from monitoring.dashboard import readable, render, roas_by_version
+from monitoring.dashboard import render, roas_by_version
 from monitoring.report import (
     REPORT_CHARTS,
     MarketReportInputs,
@@ -100,6 +101,23 @@ def test_the_recommendation_table_has_contribution_and_uplift_columns(report, in
     assert [r[at] for r in body] == [readable(v) for v in rows["expected_contribution"]]  # readable, not 3.61e+05
     assert body[0][header.index("expected_uplift")] == readable(rows["expected_uplift"].iloc[0])
     assert "e+0" not in report.split("<h2>Budget allocation", 1)[1].split("</section>", 1)[0]
+
+
+def test_no_table_writes_a_number_in_scientific_notation(report) -> None:
+    for table_id in ("channel-table", "recommendation-table", "lift-table", "review-checks"):
+        _, body = table(report, table_id)
+        cells = [cell for row in body for cell in row]
+        assert cells and not [c for c in cells if re.search(r"\de[+-]\d", c)], table_id
+
+
+def test_the_channel_table_reads_large_figures_with_separators(inputs) -> None:
+    model = inputs.model
+    summary = analysis.widen_channel_metrics(model, analysis.channel_metrics(model, max_draws=100))
+    large = [c for c in summary.columns if c == "spend" or c.startswith("half_saturation_spend_")]
+    summary[large] = summary[large] * 1e5  # a market that spends millions
+    cells = channel_table(summary)
+    assert cells["spend"].tolist() == [f"{v:,.0f}" for v in summary["spend"]]
+    assert not cells.map(lambda c: bool(re.search(r"\de[+-]\d", c))).any().any()
 
 
 def test_the_review_checks_and_lift_tests_are_listed(report, inputs) -> None:
