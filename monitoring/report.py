@@ -192,13 +192,16 @@ def contribution_figure(decomposition: pd.DataFrame) -> go.Figure:
 
 
 def waterfall_figure(model: FittedModel, decomposition: pd.DataFrame) -> go.Figure:
-    """The training window's total, part by part: baseline parts, then each channel, then the expected total."""
+    """The training window's total, part by part: baseline parts, then each channel, then the expected total.
+    (Under a log link the channels' parts are counterfactual and do not add up to the fit: the last bar is then
+    the sum of the parts, and says so.)"""
     training = decomposition.iloc[: model.train_weeks]
     parts = _parts(training)
     totals = [float(training[p].sum()) for p in parts]
+    total = "total (fitted)" if model.spec.target.link == "identity" else "sum of the parts (log link)"
     figure = go.Figure(
         go.Waterfall(
-            x=[*parts, "total (fitted)"],
+            x=[*parts, total],
             y=[*totals, 0.0],
             measure=[*(["relative"] * len(parts)), "total"],
             texttemplate="%{delta:,.3~s}",
