@@ -516,13 +516,14 @@ def render_index(markets: pd.DataFrame) -> str:
     """
     rows = []
     for m in markets.to_dict("records"):
+        m = {key: value if isinstance(value, str) or not pd.isna(value) else None for key, value in m.items()}
         report = m.get("report")
         name = html.escape(m["market"])
         link = f'<a href="{quote(report)}">{name}</a>' if report else name
-        uplift = "-" if pd.isna(m.get("expected_uplift")) else (
+        uplift = "-" if m.get("expected_uplift") is None else (
             f"{m['expected_uplift']:+,.0f} ({m['uplift_hdi_low']:,.0f} to {m['uplift_hdi_high']:,.0f})"
         )  # fmt: skip
-        probability = "-" if pd.isna(m.get("uplift_probability")) else f"{m['uplift_probability']:.2f}"
+        probability = "-" if m.get("uplift_probability") is None else f"{m['uplift_probability']:.2f}"
         cells = [
             f'<td class="text">{link}</td>',
             f"<td>{html.escape(str(m.get('model_version') or '-'))}</td>",
@@ -635,12 +636,12 @@ def write_reports(
         index_rows.append(row)
         written.reports[key], written.seconds[key] = path, time.perf_counter() - clock
         say(f"  {key}: report of v{version} ({written.seconds[key]:.1f} s) -> {path}")
-    written.index.write_text(render_index(pd.DataFrame(index_rows, columns=_INDEX_COLUMNS)))
+    written.index.write_text(render_index(pd.DataFrame(index_rows, columns=INDEX_COLUMNS)))
     return written
 
 
 _INDEX_FIGURES = ["verdict", "expected_uplift", "uplift_hdi_low", "uplift_hdi_high", "uplift_probability"]
-_INDEX_COLUMNS = ["market", "model_version", "review_verdict", *_INDEX_FIGURES, "report", "note"]
+INDEX_COLUMNS = ["market", "model_version", "review_verdict", *_INDEX_FIGURES, "report", "note"]
 
 
 def _rows(frame: pd.DataFrame, brand: str, market: str) -> pd.DataFrame:

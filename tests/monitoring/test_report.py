@@ -19,6 +19,7 @@ from mmm_models.review import naive_holdout_wape
 from monitoring.calibration import lift_calibration
 from monitoring.dashboard import render, roas_by_version
 from monitoring.report import (
+    INDEX_COLUMNS,
     REPORT_CHARTS,
     MarketReportInputs,
     contribution_figure,
@@ -184,18 +185,14 @@ def test_the_dashboard_shows_one_market_at_a_time() -> None:
 
 
 def index_rows(inputs) -> pd.DataFrame:
+    """As ``write_reports`` builds them: a reported market has no note (NaN in the frame), one without a champion
+    has no figures."""
     first = inputs.recommendation.iloc[0]
-    return pd.DataFrame(
-        [
-            {"market": "acme/DE", "model_version": "3", "review_verdict": inputs.review_verdict,
-             "verdict": first["verdict"], "expected_uplift": first["expected_uplift"],
-             "uplift_hdi_low": first["uplift_hdi_low"], "uplift_hdi_high": first["uplift_hdi_high"],
-             "uplift_probability": first["uplift_probability"], "report": "acme_de.html", "note": None},
-            {"market": "acme/FR", "model_version": None, "review_verdict": None, "verdict": None,
-             "expected_uplift": np.nan, "uplift_hdi_low": np.nan, "uplift_hdi_high": np.nan,
-             "uplift_probability": np.nan, "report": None, "note": "no champion version of mmm_acme_fr"},
-        ]
-    )  # fmt: skip
+    reported = {"market": "acme/DE", "model_version": "3", "review_verdict": inputs.review_verdict,
+                "report": "acme_de.html", **first[["verdict", "expected_uplift", "uplift_hdi_low", "uplift_hdi_high",
+                                                   "uplift_probability"]].to_dict()}  # fmt: skip
+    missing = {"market": "acme/FR", "model_version": None, "note": "no champion version of mmm_acme_fr"}
+    return pd.DataFrame([reported, missing], columns=INDEX_COLUMNS)
 
 
 def test_the_index_lists_markets_with_their_verdicts(inputs) -> None:
@@ -204,7 +201,8 @@ def test_the_index_lists_markets_with_their_verdicts(inputs) -> None:
     assert header[:4] == ["market", "champion version", "model review", "recommendation"]
     assert '<a href="acme_de.html">acme/DE</a>' in body[0][0]
     assert body[0][2] == inputs.review_verdict and body[0][3] == inputs.recommendation["verdict"].iloc[0]
-    assert body[1][0] == "acme/FR" and body[1][3] == "-" and "no champion" in body[1][-1]
+    assert body[1][0] == "acme/FR" and body[1][1:5] == ["-", "-", "-", "-"] and "no champion" in body[1][-1]
+    assert body[0][-1] == "" and "nan" not in page  # a missing value is shown as missing
     assert "plotly.js v" not in page  # no chart, so no library
 
 
