@@ -1,4 +1,5 @@
-"""The weekly retraining flow on Prefect: pipeline -> train -> monitor -> promote -> recommend -> dashboard.
+"""The weekly retraining flow on Prefect: pipeline -> train -> monitor -> promote -> recommend -> dashboard
+(the dashboard and a report per market).
 
 Monitoring runs before promotion because the gate reads its alerts: a new version with a critical
 drift or lift-test alert stays ``challenger`` instead of becoming ``champion``.
@@ -71,6 +72,7 @@ class RetrainSummary:
     recommendations: Any = None  # pandas rows of budget_recommendations for this run
     alerts: Any = None  # pandas rows of the alerts raised this run
     dashboard: Path | None = None
+    reports: Path | None = None  # the index of the market reports
     lake: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -161,12 +163,14 @@ def monitor_step(context: StepContext, summary: RetrainSummary) -> None:
 
 @_step("dashboard", retries=1)
 def dashboard_step(context: StepContext, summary: RetrainSummary) -> None:
-    """The self-contained HTML dashboard."""
-    from monitoring.dashboard import write_dashboard
+    """The market reports (``reports/`` beside the dashboard, each logged to its version's run) and the
+    self-contained HTML dashboard linking them."""
+    from monitoring.report import write_dashboard_and_reports
 
-    summary.dashboard = write_dashboard(
-        context.spark("mmm-weekly-retrain"), context.lake, context.platform, context.dashboard
+    summary.dashboard, written = write_dashboard_and_reports(
+        context.spark("mmm-weekly-retrain"), context.lake, context.platform, context.dashboard, context.progress
     )
+    summary.reports = written.index
 
 
 STEP_TASKS = (pipeline_step, train_step, monitor_step, promote_step, recommend_step, dashboard_step)
@@ -256,7 +260,8 @@ def summary_markdown(summary: RetrainSummary) -> str:
             where = f"{a.brand}/{a.market} | {a.channel or ''}"
             lines.append(f"| {a.severity} | {where} | {a.metric} | {a.value:.3g} | {a.threshold:.3g} |")
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in summary.seconds.items())
-    lines += ["", f"Steps: {steps}", "", f"Dashboard: `{summary.dashboard}`; tables under `{summary.lake}`"]
+    lines += ["", f"Steps: {steps}", "", f"Dashboard: `{summary.dashboard}`; market reports: `{summary.reports}`"]
+    lines += ["", f"Tables under `{summary.lake}`"]
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """Jobs: ``mmm monitor`` (drift, lift calibration, data drift and alerts for the latest training run) and
-``mmm dashboard`` (the monitoring dashboard as one HTML file, optionally served on localhost)."""
+``mmm dashboard`` (the monitoring dashboard as one HTML file and a report per market, optionally served on
+localhost)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     monitor = commands.add_parser("monitor", help="posterior drift, lift calibration, data drift and alerts")
     add_step_options(monitor)
 
-    dashboard = commands.add_parser("dashboard", help="write the monitoring dashboard (one HTML file)")
+    dashboard = commands.add_parser("dashboard", help="write the market reports and the monitoring dashboard")
     add_step_options(dashboard, brands=False, as_of=False)
     dashboard.add_argument("--output", default="outputs/dashboard/index.html", help="the HTML file to write")
     dashboard.add_argument("--serve", action="store_true", help="then serve it on http://127.0.0.1:PORT")
@@ -33,13 +34,17 @@ def monitor(args: argparse.Namespace) -> int:
 
 
 def dashboard(args: argparse.Namespace) -> int:
-    from monitoring.dashboard import serve, write_dashboard
+    """The market reports (``reports/`` beside the output) and the dashboard linking them; then serve both."""
+    from monitoring.dashboard import serve
+    from monitoring.report import write_dashboard_and_reports
 
     context = step_context(args)
     if context is None:
         return 1
-    path = write_dashboard(context.spark("mmm-dashboard"), context.lake, context.platform, args.output)
-    print(f"dashboard written to {path}")
+    path, written = write_dashboard_and_reports(
+        context.spark("mmm-dashboard"), context.lake, context.platform, args.output, context.progress
+    )
+    print(f"dashboard written to {path}; market reports in {written.index.parent} ({len(written.reports)} markets)")
     if args.serve:
         serve(path, args.port)
     return 0

@@ -185,6 +185,7 @@ def render_summary(summary, wall_s: float) -> str:  # summary: jobs.flow.Retrain
     lines += [
         "where to look:",
         f"  dashboard      {summary.dashboard}",
+        f"  market reports {summary.reports}",
         "  MLflow UI      mmm ui   (then http://127.0.0.1:5000)",
         f"  Delta tables   {summary.lake}/<layer>/<table>  (bronze, silver, gold, quality, models, outputs)",
     ]

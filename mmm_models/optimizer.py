@@ -117,6 +117,14 @@ class ResponseModel:
 
         return self.target_scale * (terms(weekly_spend) - terms(xp.zeros_like(weekly_spend)))
 
+    def period_response(self, totals: np.ndarray, horizon_weeks: int) -> np.ndarray:
+        """Incremental outcome per draw, spend level and channel, (draws, levels, channels), of spending each
+        row of ``totals`` (levels, channels) evenly over ``horizon_weeks``: the optimiser's response along a
+        grid of spend levels, i.e. the response curves over the period the budget is split for."""
+        totals = np.atleast_2d(np.asarray(totals, dtype=float))
+        weekly = [np.broadcast_to(row / horizon_weeks, (horizon_weeks, len(row))) for row in totals]
+        return np.stack([self.channel_response(np, plan) for plan in weekly], axis=1)
+
 
 @dataclass(frozen=True)
 class BudgetRecommendation:

@@ -8,23 +8,29 @@ from mmm_models.diagnostics import Diagnostics
 from mmm_models.fitted import FittedModel
 
 
+def readable(value: float) -> str:
+    """A number as people read it: 361,234 (not 3.61e+05) from 100 up, three significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def channel_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The channel summary as readable strings: mean [90% HDI]."""
 
-    def cell(row: pd.Series, quantity: str, fmt: str) -> str:
+    def cell(row: pd.Series, quantity: str, fmt: str | None = None) -> str:
+        show = readable if fmt is None else (lambda v: f"{v:{fmt}}")
         return (
-            f"{row[f'{quantity}_mean']:{fmt}} [{row[f'{quantity}_hdi_low']:{fmt}}, {row[f'{quantity}_hdi_high']:{fmt}}]"
+            f"{show(row[f'{quantity}_mean'])} [{show(row[f'{quantity}_hdi_low'])}, {show(row[f'{quantity}_hdi_high'])}]"
         )
 
     return pd.DataFrame(
         {
             "channel": summary["channel"],
-            "spend": summary["spend"].map(lambda v: f"{v:,.4g}"),
+            "spend": summary["spend"].map(readable),
             "contribution share": [cell(r, "contribution_share", ".1%") for _, r in summary.iterrows()],
-            "ROAS": [cell(r, "roas", ".4g") for _, r in summary.iterrows()],
-            "marginal ROAS": [cell(r, "marginal_roas", ".4g") for _, r in summary.iterrows()],
+            "ROAS": [cell(r, "roas") for _, r in summary.iterrows()],
+            "marginal ROAS": [cell(r, "marginal_roas") for _, r in summary.iterrows()],
             "half-life (weeks)": [cell(r, "adstock_half_life", ".2f") for _, r in summary.iterrows()],
-            "half-saturation spend/week": [cell(r, "half_saturation_spend", ".3g") for _, r in summary.iterrows()],
+            "half-saturation spend/week": [cell(r, "half_saturation_spend") for _, r in summary.iterrows()],
         }
     )
 

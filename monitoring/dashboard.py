@@ -1,9 +1,10 @@
 """The monitoring dashboard: one self-contained HTML file (Plotly, with plotly.js embedded: no CDN).
 
-It shows a drift heatmap (markets x channels, the largest |mean shift| in champion sds over the
-business metrics of each market's latest comparison), ROAS across model versions with 90% HDIs
-(``models/posterior_summaries``), observed against model lift with intervals (``lift_calibration``),
-the alerts, and the latest budget recommendations (``outputs/budget_recommendations``, when that
+It links the market reports (``monitoring.report``, in ``reports/`` beside it), and shows a drift heatmap
+(markets x channels, the largest |mean shift| in champion sds over the business metrics of each market's
+latest comparison), ROAS across model versions with 90% HDIs (``models/posterior_summaries``; a dropdown
+picks the market), observed against model lift with intervals (``lift_calibration``), the alerts, and the
+latest budget recommendations (``outputs/budget_recommendations``, when that
 table exists). ``serve`` shows the file on localhost.
 """
 
@@ -11,15 +12,20 @@ from __future__ import annotations
 
 import html
 import http.server
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from pyspark.sql import SparkSession
 
+from mmm_models.report import readable
 from pipelines.config import PlatformConfig
+from pipelines.names import InvalidNameError, safe_path
 from pipelines.tables import (
     ALERTS,
     BUDGET_RECOMMENDATIONS,
@@ -51,6 +57,7 @@ RECOMMENDATION_COLUMNS = [
     "test_predicted_narrowing",
     "model_version",
 ]  # names of outputs/budget_recommendations' columns (tests/monitoring/test_dashboard.py checks they exist)
+REPORTS_FOLDER = "reports"  # the market reports, beside the dashboard file (monitoring.report)
 ALERT_COLUMNS = ["created_at", "severity", "rule", "brand", "market", "channel", "metric", "value", "threshold"]
 
 
@@ -75,17 +82,38 @@ def load_data(spark: SparkSession, root: Lake | str | Path) -> DashboardData:
     )
 
 
-def write_dashboard(spark: SparkSession, root: Lake | str | Path, platform: PlatformConfig, path: str | Path) -> Path:
-    """Render the dashboard from the lake's tables into ``path`` (one HTML file); returns the path."""
+def write_dashboard(
+    spark: SparkSession,
+    root: Lake | str | Path,
+    platform: PlatformConfig,
+    path: str | Path,
+    reports: Mapping[str, str] | None = None,
+) -> Path:
+    """Render the dashboard from the lake's tables into ``path`` (one HTML file), linking ``reports`` (see
+    ``render``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(load_data(spark, root), title=f"MMM monitoring ({platform.mlflow.experiment})"))
+    title = f"MMM monitoring ({platform.mlflow.experiment})"
+    path.write_text(render(load_data(spark, root), title=title, reports=reports))
     return path
 
 
-def render(data: DashboardData, title: str = "MMM monitoring") -> str:
-    """The whole page: plotly.js once, then a section per view."""
+def report_links(reports: Mapping[str, str]) -> str:
+    """The index of market reports, then one link per market (addresses relative to the dashboard)."""
+    if not reports:
+        return '<p class="empty">no market reports yet</p>'
+    links = " &middot; ".join(
+        f'<a href="{html.escape(quote(href))}">{html.escape(market)}</a>' for market, href in sorted(reports.items())
+    )
+    index = html.escape(quote(f"{REPORTS_FOLDER}/index.html"))
+    return f'<p><a href="{index}">all markets with their verdicts</a></p><p>{links}</p>'
+
+
+def render(data: DashboardData, title: str = "MMM monitoring", reports: Mapping[str, str] | None = None) -> str:
+    """The whole page: plotly.js once, then a section per view. ``reports`` maps each ``brand/market`` to its
+    market report's address relative to the dashboard (``reports/<file>``), shown as links when given."""
     sections = [
+        *([("Market reports", report_links(reports))] if reports is not None else []),
         ("Posterior drift, latest comparison per market", _figure(drift_heatmap(data.drift), "drift-heatmap")),
         ("ROAS across model versions (90% HDI)", _figure(roas_by_version(data.summaries), "roas-versions")),
         ("Lift tests: observed against model (90% intervals)", _figure(lift_scatter(data.calibration), "lift")),
@@ -93,6 +121,13 @@ def render(data: DashboardData, title: str = "MMM monitoring") -> str:
         ("Latest budget recommendations", recommendations_table(data.recommendations)),
     ]
     body = "\n".join(f"<section><h2>{html.escape(name)}</h2>\n{content}</section>" for name, content in sections)
+    return page(title, body)
+
+
+def page(title: str, body: str, plotly: bool = True) -> str:
+    """A whole HTML page: the shared style, plotly.js once (inline: no CDN, no network) unless the page has no
+    chart (``plotly=False``), the title and ``body``."""
+    script = f'<script type="text/javascript">{get_plotlyjs()}</script>' if plotly else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -101,9 +136,13 @@ section {{ margin-bottom: 2em; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 th {{ background: #f0f0f0; }}
-.critical {{ background: #fbd5d5; }} .warning {{ background: #fff2cc; }} .empty {{ color: #777; }}
+td.text, th.text {{ text-align: left; }}
+.critical, .FAIL {{ background: #fbd5d5; }} .warning, .REVIEW, .test {{ background: #fff2cc; }}
+.PASS, .act {{ background: #d9f2d9; }} .hold {{ background: #e8e8e8; }} .empty {{ color: #777; }}
+.note {{ color: #555; font-size: 0.9em; max-width: 60em; }}
+.wide {{ overflow-x: auto; max-width: 100%; }}
 </style>
-<script type="text/javascript">{get_plotlyjs()}</script>
+{script}
 </head><body><h1>{html.escape(title)}</h1>
 {body}
 </body></html>
@@ -151,14 +190,16 @@ def roas_by_version(summaries: pd.DataFrame) -> go.Figure | None:
     if roas.empty:
         return None
     roas["version"] = roas["model_version"].astype(int)
-    figure = go.Figure()
+    figure, markets = go.Figure(), []
     for (brand, market, channel), rows in roas.sort_values("version").groupby(["brand", "market", "channel"]):
+        markets.append(f"{brand}/{market}")
         figure.add_trace(
             go.Scatter(
                 x=rows["version"],
                 y=rows["mean"],
                 mode="lines+markers",
                 name=f"{brand}/{market} {channel}",
+                visible=markets[-1] == markets[0],
                 error_y={
                     "type": "data",
                     "symmetric": False,
@@ -167,8 +208,36 @@ def roas_by_version(summaries: pd.DataFrame) -> go.Figure | None:
                 },
             )
         )
-    figure.update_layout(xaxis_title="model version", yaxis_title="ROAS", xaxis={"dtick": 1}, margin={"t": 20})
+    figure.update_layout(
+        xaxis_title="model version",
+        yaxis_title="ROAS",
+        xaxis={"dtick": 1},
+        margin={"t": 50},
+        updatemenus=[market_selector(markets)],
+    )
     return figure
+
+
+def market_selector(trace_markets: list[str]) -> dict:
+    """A dropdown (Plotly's own, no script of ours, no network) that shows one market's traces at a time, or all.
+
+    ``trace_markets`` names each trace's market in trace order; the first market is shown at first.
+    """
+    choices = list(dict.fromkeys(trace_markets))
+    buttons = [
+        {"label": market, "method": "restyle", "args": [{"visible": [m == market for m in trace_markets]}]}
+        for market in choices
+    ]
+    buttons.append({"label": "all markets", "method": "restyle", "args": [{"visible": [True] * len(trace_markets)}]})
+    return {
+        "buttons": buttons,
+        "active": 0,
+        "direction": "down",
+        "x": 0,
+        "xanchor": "left",
+        "y": 1.12,
+        "yanchor": "bottom",
+    }
 
 
 def lift_scatter(calibration: pd.DataFrame) -> go.Figure | None:
@@ -228,12 +297,28 @@ def recommendations_table(recommendations: pd.DataFrame) -> str:
         return '<p class="empty">no recommendations yet</p>'
     latest = recommendations[recommendations["run_date"] == recommendations["run_date"].max()]
     shown = latest[[c for c in RECOMMENDATION_COLUMNS if c in latest.columns]].sort_values(["brand", "market"])
-    return shown.to_html(index=False, float_format=readable, na_rep="-", escape=True)
+    return table_html(shown)
 
 
-def readable(value: float) -> str:
-    """A number as people read it: 361,234 (not 3.61e+05) from 100 up, three significant digits below."""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+def table_html(frame: pd.DataFrame, table_id: str | None = None) -> str:
+    """A frame as an HTML table (escaped) of readable cells: numbers as ``readable`` writes them, a missing
+    value (None, NaN, NaT) as ``-``; in a box that scrolls sideways rather than widen the page."""
+    cells = frame.astype(object).map(_text)
+    return f'<div class="wide">{cells.to_html(index=False, escape=True, table_id=table_id)}</div>'
+
+
+def _text(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return readable(float(value))
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return str(value.date())  # a week, not midnight
+    return str(value)
 
 
 def _cell(value) -> str:
@@ -245,12 +330,26 @@ def _cell(value) -> str:
 def dashboard_server(path: str | Path, port: int = 8050) -> http.server.ThreadingHTTPServer:
     """A server (not yet serving) of the one file ``path`` on 127.0.0.1:``port`` (0: any free port).
 
-    Only that file is served, at ``/`` and ``/<its name>``; anything else is 404, so the files beside it (the
-    MLflow store, the lake) stay unreachable. A request whose Host is not 127.0.0.1:<port> or localhost:<port>
+    Only that file is served, at ``/`` and ``/<its name>``, and the market reports beside it (``/reports/<file>.html``,
+    an HTML file directly inside that folder); anything else is 404, so the files beside it (the MLflow store, the
+    lake) stay unreachable. A request whose Host is not 127.0.0.1:<port> or localhost:<port>
     is refused (403), so a page elsewhere cannot read the dashboard through DNS rebinding.
     """
     path = Path(path).resolve()
     routes = {"/", f"/{path.name}"}
+    reports = path.parent / REPORTS_FOLDER
+
+    def resolve(address: str) -> Path | None:
+        """The file an address names: the dashboard, or an HTML file directly inside the reports folder."""
+        if address in routes:
+            return path
+        name = unquote(address.removeprefix(f"/{REPORTS_FOLDER}/")) if address.startswith(f"/{REPORTS_FOLDER}/") else ""
+        if not name.endswith(".html"):
+            return None
+        try:
+            return safe_path(reports, name)
+        except InvalidNameError:
+            return None
 
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "mmm-dashboard"
@@ -266,13 +365,14 @@ def dashboard_server(path: str | Path, port: int = 8050) -> http.server.Threadin
             if self.headers.get("Host", "").lower() not in {f"127.0.0.1:{port}", f"localhost:{port}"}:
                 self.send_error(403, "unexpected Host header")
                 return
-            if self.path.split("?", 1)[0] not in routes:
+            target = resolve(self.path.split("?", 1)[0])
+            if target is None:
                 self.send_error(404)
                 return
             try:
-                content = path.read_bytes()
+                content = target.read_bytes()
             except OSError:
-                self.send_error(404, "dashboard not written yet")
+                self.send_error(404, "not written yet")
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -98,7 +98,7 @@ class RecommendReport:
                     f"{first['model_name']} v{first['model_version']}: budget {first['total_budget']:,.0f} over "
                     f"{first['period_weeks']} weeks, expected uplift {first['expected_uplift']:+,.0f} "
                     f"(90% HDI {_interval(first['uplift_hdi_low'], first['uplift_hdi_high'])}), "
-                    f"{_verdict(rows)}"
+                    f"{verdict_text(rows)}"
                 )
             else:
                 detail = f"{first['status']}: {first['reason']}"
@@ -235,7 +235,7 @@ def _interval(low: float, high: float) -> str:
     return "-" if _missing(low) or _missing(high) else f"{low:,.0f} to {high:,.0f}"
 
 
-def _verdict(rows: pd.DataFrame) -> str:
+def verdict_text(rows: pd.DataFrame) -> str:
     """``act (P(uplift > 0) 0.95)``; a test names its channel, duration and predicted narrowing."""
     first = rows.iloc[0]
     text = f"{first['verdict']} (P(uplift > 0) {first['uplift_probability']:.2f})"

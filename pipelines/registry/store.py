@@ -273,6 +273,11 @@ class RegistryStore:
     def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str) -> None:
         with_retries(lambda: self.client.log_artifacts(run_id, str(folder), artifact_path), "log artifacts")
 
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str) -> None:
+        """One file as an artifact of a run (a finished run too: a report added after training); a second call
+        with the same file name replaces it."""
+        with_retries(lambda: self.client.log_artifact(run_id, str(path), artifact_path), "log artifact")
+
     def terminate(self, run_id: str, status: str) -> None:
         """End a run as ``FINISHED`` or ``FAILED``."""
         with_retries(lambda: self.client.set_terminated(run_id, status), f"end run ({status})")

@@ -20,7 +20,9 @@ class PageCheck:
     screenshot: Path
 
 
-def open_in_chromium(page_file: Path, screenshot: Path) -> PageCheck:
+def open_in_chromium(page_file: Path, screenshot: Path, wait_for_charts: bool = True, width: int = 1400) -> PageCheck:
+    """Load ``page_file``, wait until the page is parsed and (unless ``wait_for_charts`` is False: a page without
+    charts) until Plotly has drawn every chart, then take a screenshot of the whole page."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,14 +32,20 @@ def open_in_chromium(page_file: Path, screenshot: Path) -> PageCheck:
     page_file_uri = page_file.resolve().as_uri()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": width, "height": 1000})
         errors: list[str] = []
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         network: list[str] = []
         page.on("request", lambda request: network.append(request.url) if request.url != page_file_uri else None)
         page.goto(page_file_uri, wait_until="networkidle")
-        page.wait_for_function("document.querySelectorAll('.plotly-graph-div svg').length > 0", timeout=20_000)
+        page.wait_for_function("document.readyState === 'complete'", timeout=30_000)  # a long page parses on
+        if wait_for_charts:
+            page.wait_for_function(  # every chart drawn, not only the first
+                "[...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg'))"
+                " && document.querySelectorAll('.plotly-graph-div svg').length > 0",
+                timeout=30_000,
+            )
         charts = page.evaluate(
             "Object.fromEntries([...document.querySelectorAll('.plotly-graph-div')]"
             ".map(d => [d.id, d.querySelectorAll('svg').length]))"
@@ -45,5 +53,5 @@ def open_in_chromium(page_file: Path, screenshot: Path) -> PageCheck:
         text = page.inner_text("body")
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
-    print(f"\ndashboard screenshot: {screenshot}")
+    print(f"\nscreenshot: {screenshot}")
     return PageCheck(errors, charts, text, network, screenshot)

@@ -1,6 +1,6 @@
 """Monitoring on real Spark, Delta and MLflow: two training runs of one market, a lift test the model
 contradicts, the four tables, alerts that a rerun does not duplicate, a promotion held back by a
-critical alert, and the dashboard of that lake in Chromium."""
+critical alert, the dashboard of that lake in Chromium, and the market report of its champion."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from mlflow import MlflowClient
 
 from monitoring.dashboard import write_dashboard
 from monitoring.job import run_monitoring
+from monitoring.report import REPORT_CHARTS, write_dashboard_and_reports
 from pipelines.config import GateSettings, MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
 from pipelines.data.run import run_pipeline
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
+from pipelines.recommend.job import recommend
 from pipelines.registry.promotion import promote
 from pipelines.tables import LIFT_CALIBRATION, POSTERIOR_DRIFT
 from pipelines.training.driver import train
@@ -112,3 +114,29 @@ def test_dashboard_of_the_lake_renders_in_chromium(monitored) -> None:
     assert check.errors == [] and check.network == []
     assert check.charts and all(count > 0 for count in check.charts.values()), check.charts
     assert "no recommendations yet" in check.text and "lift_calibration" in check.text
+
+
+def test_the_market_report_of_the_champion(monitored) -> None:
+    """Last (it adds recommendations to the lake): the report of the champion (v1: the alert held v2 back), with
+    its recommendation, its review and the lift test (computed for v1: monitoring checked v2), logged to v1's run."""
+    spark, root, platform = monitored["spark"], monitored["root"], monitored["platform"]
+    recommend(spark, root, monitored["brands"], platform, AS_OF, progress=lambda _: None)
+    lines: list[str] = []
+    dashboard, written = write_dashboard_and_reports(
+        spark, root, platform, ARTIFACTS / "lake" / "dashboard.html", lines.append
+    )
+    assert written.missing == {} and set(written.reports) == {"acme/DE"}, lines
+    report = written.reports["acme/DE"]
+    assert report == dashboard.parent / "reports" / "acme_de.html" and written.index.parent == report.parent
+    print(f"\nreport of acme/DE in {written.seconds['acme/DE']:.1f} s (champion loaded, rendered, logged)")
+    client = MlflowClient(platform.mlflow.tracking_uri)
+    run_id = client.get_model_version("mmm_acme_de", "1").run_id
+    assert [a.path for a in client.list_artifacts(run_id, "report")] == ["report/acme_de.html"]
+    index = written.index.read_text()
+    assert '<a href="acme_de.html">acme/DE</a>' in index and "<td>1</td>" in index  # the champion's version
+    check = open_in_chromium(report, ARTIFACTS / "report_lake.png")
+    assert check.errors == [] and check.network == []
+    assert set(check.charts) == set(REPORT_CHARTS) and all(n > 0 for n in check.charts.values()), check.charts
+    assert "Champion v1 of acme/DE" in check.text and "tv" in check.text
+    board = open_in_chromium(dashboard, ARTIFACTS / "dashboard_lake_reports.png")
+    assert board.errors == [] and board.network == [] and "all markets with their verdicts" in board.text

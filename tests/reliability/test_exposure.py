@@ -71,6 +71,21 @@ def test_files_beside_the_dashboard_are_not_served(dashboard, path):
     assert b"secrets" not in body
 
 
+def test_the_market_reports_beside_it_are_served_and_nothing_else(dashboard, tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "acme_de.html").write_text("<html>acme/DE</html>")
+    (reports / "notes.txt").write_text("not a report")
+    (reports / "sub").mkdir()
+    (reports / "sub" / "x.html").write_text("<html>nested</html>")
+    assert get(dashboard, "/reports/acme_de.html") == (200, b"<html>acme/DE</html>")
+    for path in ("/reports/notes.txt", "/reports/sub/x.html", "/reports/../mlflow.db", "/reports/%2e%2e/dashboard.html",
+                 "/reports/..%2fmlflow.db", "/reports/missing.html", "/reports/"):  # fmt: skip
+        status, body = get(dashboard, path)
+        assert status == 404, path
+        assert b"secrets" not in body and b"nested" not in body
+
+
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost", "0.0.0.0:{port}"])
 def test_a_foreign_host_header_is_refused(dashboard, host):
     status, body = get(dashboard, "/", host=host.format(port=dashboard))
