@@ -236,7 +236,7 @@ def _design_checks(spend: pd.DataFrame, limits: DataReviewThresholds) -> tuple[l
     eigenvalues = np.linalg.eigvalsh(corr)
     smallest = max(float(eigenvalues[0]), 0.0)
     kappa = math.inf if smallest <= 1e-12 * float(eigenvalues[-1]) else math.sqrt(float(eigenvalues[-1]) / smallest)
-    vif = _vif(corr, names)
+    vif = _vif(spend)
     if kappa > limits.max_condition_number:
         worst = sorted(vif.items(), key=lambda item: -item[1])
         named = [f"{c} (VIF {_fmt(v)})" for c, v in worst if v > limits.max_vif] or [
@@ -258,15 +258,17 @@ def _design_checks(spend: pd.DataFrame, limits: DataReviewThresholds) -> tuple[l
     return findings, figures
 
 
-def _vif(corr: np.ndarray, names: list[str]) -> dict[str, float]:
-    """Variance inflation factors: the diagonal of the inverse correlation matrix (inf when singular)."""
-    try:
-        inverse = np.linalg.inv(corr)
-    except np.linalg.LinAlgError:
-        return {c: math.inf for c in names}
-    if not np.all(np.isfinite(inverse)) or np.linalg.cond(corr) > 1e12:
-        return {c: math.inf for c in names}
-    return {c: float(v) for c, v in zip(names, np.diag(inverse), strict=True)}
+def _vif(spend: pd.DataFrame) -> dict[str, float]:
+    """Variance inflation factors: 1 / (1 - R^2) of each channel on the others (inf when the others explain it)."""
+    z = spend.to_numpy()
+    z = (z - z.mean(axis=0)) / z.std(axis=0)
+    found = {}
+    for j, channel in enumerate(spend.columns):
+        others = np.column_stack([np.ones(len(z)), np.delete(z, j, axis=1)])
+        coef, *_ = np.linalg.lstsq(others, z[:, j], rcond=None)
+        unexplained = float(np.mean((z[:, j] - others @ coef) ** 2))  # 1 - R^2 (z has unit variance)
+        found[channel] = math.inf if unexplained < 1e-10 else 1.0 / unexplained
+    return found
 
 
 def _target_checks(

@@ -160,3 +160,13 @@ def test_summary_lists_every_finding_by_check():
 def test_thresholds_are_validated():
     with pytest.raises(ValueError, match="max_zero_share"):
         DataReviewThresholds(max_zero_share=1.5)
+
+
+def test_a_channel_that_copies_another_is_named_and_the_others_are_not():
+    data = simulate_market(seed=0).data
+    data["search"] = 0.5 * data["tv"]  # exactly: the design is singular
+    found = review(data)
+    collinear = next(f for f in found.findings if f.check == "condition_number")
+    assert set(collinear.subject.split(",")) == {"tv", "search"}
+    vif = found.figures["design"]["vif"]
+    assert vif["tv"] == vif["search"] == float("inf") and vif["social"] < 2
