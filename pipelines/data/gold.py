@@ -28,7 +28,7 @@ import great_expectations.expectations as gxe
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from mmm_models.data_review import DataReview, review_market_data
+from mmm_models.data_review import WARNING, DataFinding, DataReview, review_market_data
 from pipelines.config import BrandConfig
 from pipelines.data.model_input import control_column, market_frame, spend_column
 from pipelines.data.quality import Check, Outcome, validate
@@ -248,12 +248,16 @@ def review_markets(candidate: DataFrame, brands: dict[str, BrandConfig]) -> dict
     reviews = {}
     for (brand, market), part in rows.groupby(["brand", "market"], sort=True):
         config = brands[brand]
-        reviews[(brand, market)] = review_market_data(
-            market_frame(part, config),
-            config.channels,
-            config.controls,
-            thresholds=config.quality.data_review.thresholds(),
-        )
+        try:
+            reviews[(brand, market)] = review_market_data(
+                market_frame(part, config),
+                config.channels,
+                config.controls,
+                thresholds=config.quality.data_review.thresholds(),
+            )
+        except Exception as exc:  # one market's data never stops the others: recorded, the market goes on
+            error = f"the data review could not run: {type(exc).__name__}: {exc}"[:500]
+            reviews[(brand, market)] = DataReview((DataFinding("review_error", WARNING, error),))
     return reviews
 
 
