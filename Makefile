@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/brand_pooling.py
 	$(VENV)/bin/python benchmarks/time_varying.py
 	$(VENV)/bin/python benchmarks/brand_geo_example.py
+	$(VENV)/bin/python benchmarks/data_review.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

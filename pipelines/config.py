@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mmm_models.data_review import DataReviewThresholds
 from pipelines import names
 from pipelines.lake import UC_SCHEMA_PATTERN, Lake
 
@@ -66,6 +67,42 @@ def conf_file(name: str, project: str | Path | None = None) -> Path:
     return own if own.exists() else default_conf() / name
 
 
+_DATA_REVIEW = DataReviewThresholds()
+
+
+class DataReviewSettings(BaseModel):
+    """The pre-fit data review (``mmm_models.data_review``), run by gold on every market.
+
+    The defaults, and why each is where it is, are ``DataReviewThresholds``'; a brand overrides them
+    under ``quality: data_review:``. A warning is written to ``market_status`` and the market is modelled;
+    an exclusion (no channel varies, a constant target) holds the market back like a failed quality check.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_spend_cv: float = Field(_DATA_REVIEW.min_spend_cv, ge=0, description="a channel's weekly spend CV below: warn")
+    max_zero_share: float = Field(
+        _DATA_REVIEW.max_zero_share, ge=0, le=1, description="share of dark weeks above: warn"
+    )
+    max_pair_correlation: float = Field(
+        _DATA_REVIEW.max_pair_correlation, ge=0, le=1, description="|r| of two channels' spends above: warn"
+    )
+    max_condition_number: float = Field(
+        _DATA_REVIEW.max_condition_number, ge=1, description="condition number of the standardised spends above: warn"
+    )
+    max_vif: float = Field(_DATA_REVIEW.max_vif, ge=1, description="a channel's VIF above this is named as collinear")
+    min_target_cv: float = Field(_DATA_REVIEW.min_target_cv, ge=0, description="the target's weekly CV below: warn")
+    min_target_r2: float = Field(
+        _DATA_REVIEW.min_target_r2, le=1, description="adjusted R^2 of the target on everything below: warn"
+    )
+    min_weeks: int = Field(_DATA_REVIEW.min_weeks, ge=3, description="weeks with a target before the target checks")
+    exclude_when_no_channel_varies: bool = _DATA_REVIEW.exclude_when_no_channel_varies
+    exclude_constant_target: bool = _DATA_REVIEW.exclude_constant_target
+
+    def thresholds(self) -> DataReviewThresholds:
+        return DataReviewThresholds(**self.model_dump())
+
+
 class QualityLimits(BaseModel):
     """When a market is held back from modelling."""
 
@@ -73,6 +110,9 @@ class QualityLimits(BaseModel):
 
     min_history_weeks: int = Field(52, ge=1, description="weeks with sales needed before a market is modelled")
     max_gap_weeks: int = Field(4, ge=0, description="weeks without sales (or a control) a market may have")
+    data_review: DataReviewSettings = Field(
+        default_factory=DataReviewSettings, description="the pre-fit data review's thresholds"
+    )
 
 
 class ChannelBudget(BaseModel):

@@ -261,7 +261,8 @@ MARKET_STATUS = Table(
     "market_status",
     ("brand", "market"),
     "brand string, market string, status string, checks string, reason string, weeks int, sales_weeks int, "
-    "gap_weeks int, gaps string, first_week date, last_week date, run_key string, updated_at timestamp",
+    "gap_weeks int, gaps string, first_week date, last_week date, data_review string, data_warnings int, "
+    "run_key string, updated_at timestamp",
 )
 
 # Bronze: raw landing rows as strings plus provenance; the columns follow the landing files.

@@ -10,6 +10,12 @@ Great Expectations then checks the candidate table (unique weeks, continuity, no
 and each brand's market profile (minimum history, maximum gap weeks). A critical failure excludes
 the markets whose rows failed: their rows go to quarantine with the check and the reason, and
 ``market_status`` says why, so the training step can read it. The other markets flow on.
+
+Each market's weeks, as the model will see them (``model_input.market_frame``), also go through the
+pre-fit data review (``mmm_models.data_review``, thresholds in the brand's ``quality.data_review``):
+its findings are written to ``market_status`` (``data_review``, ``data_warnings``). A warning leaves the
+market in; an exclusion (no channel's spend varies, a constant target) holds it back like a failed
+check, with the finding's message as the reason.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import great_expectations.expectations as gxe
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from mmm_models.data_review import WARNING, DataFinding, DataReview, review_market_data
 from pipelines.config import BrandConfig
-from pipelines.data.model_input import control_column, spend_column
+from pipelines.data.model_input import control_column, market_frame, spend_column
 from pipelines.data.quality import Check, Outcome, validate
 from pipelines.data.silver import StageReport
 from pipelines.tables import (
@@ -54,6 +61,8 @@ class MarketStatus:
     gaps: list[str]
     first_week: dt.date
     last_week: dt.date
+    data_review: str = ""  # the data review's findings, "check: message; ..."
+    data_warnings: int = 0  # how many of them are warnings (the market is still modelled)
 
 
 @dataclass
@@ -199,7 +208,8 @@ def build_model_input(
             market_checks(brand),
             index_columns=["brand", "market"],
         )
-    statuses = _statuses(profiles, outcomes, brands)
+    reviews = review_markets(candidate, brands)
+    statuses = _statuses(profiles, outcomes, brands, reviews)
     excluded = [(s.brand, s.market, ",".join(s.checks), s.reason) for s in statuses if s.status == "excluded"]
     excluded_frame = spark.createDataFrame(excluded, "brand string, market string, check string, reason string")
     included = candidate.join(F.broadcast(excluded_frame), ["brand", "market"], "left_anti")
@@ -229,7 +239,34 @@ def build_model_input(
     return GoldResult(report, statuses, outcomes)
 
 
-def _statuses(profiles: dict, outcomes: list[Outcome], brands: dict[str, BrandConfig]) -> list[MarketStatus]:
+def review_markets(candidate: DataFrame, brands: dict[str, BrandConfig]) -> dict[tuple[str, str], DataReview]:
+    """The pre-fit data review of every market's candidate rows (collected: weeks x channels per market)."""
+    used = {spend_column(c) for b in brands.values() for c in b.channels}
+    used |= {control_column(c) for b in brands.values() for c in b.controls}
+    columns = ["brand", "market", "week_start", "target", "partial_week", *sorted(used)]
+    rows = candidate.select(*columns).toPandas()
+    reviews = {}
+    for (brand, market), part in rows.groupby(["brand", "market"], sort=True):
+        config = brands[brand]
+        try:
+            reviews[(brand, market)] = review_market_data(
+                market_frame(part, config),
+                config.channels,
+                config.controls,
+                thresholds=config.quality.data_review.thresholds(),
+            )
+        except Exception as exc:  # one market's data never stops the others: recorded, the market goes on
+            error = f"the data review could not run: {type(exc).__name__}: {exc}"[:500]
+            reviews[(brand, market)] = DataReview((DataFinding("review_error", WARNING, error),))
+    return reviews
+
+
+def _statuses(
+    profiles: dict,
+    outcomes: list[Outcome],
+    brands: dict[str, BrandConfig],
+    reviews: dict[tuple[str, str], DataReview] | None = None,
+) -> list[MarketStatus]:
     failed: dict[tuple[str, str], list[Outcome]] = {}
     for outcome in outcomes:
         if outcome.critical and not outcome.success:
@@ -239,19 +276,27 @@ def _statuses(profiles: dict, outcomes: list[Outcome], brands: dict[str, BrandCo
     for (brand, market), p in sorted(profiles.items()):
         failures = failed.get((brand, market), [])
         checks = sorted({o.check for o in failures})
+        reasons = [_reason(check, p, brands.get(brand), failures) for check in checks]
+        review = (reviews or {}).get((brand, market), DataReview(()))
+        if not checks:  # the data review's exclusions, for a market that passed the quality checks
+            for finding in review.exclusions:
+                checks.append(finding.check)
+                reasons.append(finding.message)
         statuses.append(
             MarketStatus(
                 brand=brand,
                 market=market,
                 status="excluded" if checks else "included",
                 checks=checks,
-                reason="; ".join(_reason(check, p, brands.get(brand), failures) for check in checks),
+                reason="; ".join(reasons),
                 weeks=p["weeks"],
                 sales_weeks=p["sales_weeks"],
                 gap_weeks=p["gap_weeks"],
                 gaps=list(p["gaps"]),
                 first_week=p["first_week"],
                 last_week=p["last_week"],
+                data_review=review.summary(),
+                data_warnings=len(review.warnings),
             )
         )
     return statuses
@@ -287,6 +332,8 @@ def _write_statuses(spark: SparkSession, root: Lake | str | Path, statuses: list
             ",".join(s.gaps),
             s.first_week,
             s.last_week,
+            s.data_review,
+            s.data_warnings,
             run_key,
             now,
         )
@@ -302,6 +349,8 @@ def _write_statuses(spark: SparkSession, root: Lake | str | Path, statuses: list
         "gaps",
         "first_week",
         "last_week",
+        "data_review",
+        "data_warnings",
         "run_key",
     ]
     MARKET_STATUS.sync_merge(spark, root, spark.createDataFrame(rows, MARKET_STATUS.schema), values)

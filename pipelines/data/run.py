@@ -59,6 +59,9 @@ class PipelineReport:
         lines.append(f"markets for modelling ({len(included)}): {', '.join(included) or 'none'}")
         for s in self.excluded:
             lines.append(f"excluded {s.brand}/{s.market}: {s.reason}")
+        for s in self.statuses:
+            if s.status == "included" and s.data_warnings:
+                lines.append(f"data review {s.brand}/{s.market} ({s.data_warnings} warnings): {s.data_review}")
         failed = [o for o in self.outcomes if not o.success]
         lines.append(f"quality checks: {len(self.outcomes) - len(failed)} passed, {len(failed)} failed")
         lines += [f"  {o.suite}: {o.describe()}" for o in failed]

@@ -224,6 +224,7 @@ def _train_under(
         watcher.stop()
     results = spark.createDataFrame(collected, RESULT_SCHEMA)
     results = results.withColumn("input_version", F.lit(opened.input_version).cast("long"))
+    results = with_data_review(spark, root, results)
     _write_tables(spark, root, results)
     runs = results.drop("summaries").toPandas()  # one row per market
     wall = time.perf_counter() - opened.start
@@ -280,6 +281,17 @@ def previous_training(
     )
     wanted = set(markets or modelling_input(spark, root)[1])
     return next((row.training_run_id for row in done if wanted <= set(row.markets)), None)
+
+
+def with_data_review(spark: SparkSession, root: Lake | str | Path, results: DataFrame) -> DataFrame:
+    """Each market's pre-fit data review (``data_review``, ``data_warnings``) from ``market_status``, as gold
+    wrote it for the input trained on; null for a lake whose ``market_status`` predates the review."""
+    status = MARKET_STATUS.load(spark, root)
+    review = [
+        F.col(name) if name in status.columns else F.lit(None).cast(kind).alias(name)
+        for name, kind in (("data_review", "string"), ("data_warnings", "int"))
+    ]
+    return results.join(F.broadcast(status.select("brand", "market", *review)), ["brand", "market"], "left")
 
 
 def _write_tables(spark: SparkSession, root: Lake | str | Path, results: DataFrame) -> None:

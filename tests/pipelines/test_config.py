@@ -36,3 +36,18 @@ def test_bad_brand_files_name_the_file_and_the_field(tmp_path: Path) -> None:
 def test_brand_config_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="taxonmy"):
         BrandConfig.model_validate({"brand": "a", "taxonomy": {"tv": ["x"]}, "taxonmy": {}})
+
+
+def test_a_brand_sets_the_data_review_thresholds_and_the_defaults_are_the_librarys(tmp_path: Path) -> None:
+    from mmm_models.data_review import DataReviewThresholds
+
+    assert load_brands()["acme"].quality.data_review.thresholds() == DataReviewThresholds()
+    (tmp_path / "a.yaml").write_text(
+        "brand: a\ntaxonomy: {tv: [x]}\nquality: {data_review: {max_pair_correlation: 0.8, min_target_r2: 0.2}}\n"
+    )
+    thresholds = load_brands(tmp_path)["a"].quality.data_review.thresholds()
+    assert thresholds.max_pair_correlation == 0.8 and thresholds.min_target_r2 == 0.2
+    assert thresholds.max_zero_share == DataReviewThresholds().max_zero_share
+    (tmp_path / "a.yaml").write_text("brand: a\ntaxonomy: {tv: [x]}\nquality: {data_review: {max_pair_corr: 0.8}}\n")
+    with pytest.raises(ConfigError, match=r"quality\.data_review\.max_pair_corr"):
+        load_brands(tmp_path)

@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.config import (
+    DataReviewSettings,
     GateSettings,
     MlflowSettings,
     PlatformConfig,
@@ -45,7 +46,10 @@ def trained(spark, tmp_path_factory):
     sales = pd.read_csv(landing.folder / "sales" / "acme_batch1.csv")
     sales.loc[sales.market == "FR", "revenue"] = 100.0  # a constant target: nothing to explain
     sales.to_csv(landing.folder / "sales" / "acme_batch1.csv", index=False)
-    brands = brand_configs(config, QualityLimits(min_history_weeks=52))
+    # the data review would hold acme/FR back at gold (a constant target); here it goes on, to test the
+    # worker's own failure path
+    no_exclusion = DataReviewSettings(exclude_constant_target=False)
+    brands = brand_configs(config, QualityLimits(min_history_weeks=52, data_review=no_exclusion))
     root = folder / "lake"
     run_pipeline(spark, landing.folder, root, brands, AS_OF, progress=lambda _: None)
     platform = PlatformConfig(
@@ -81,6 +85,9 @@ def test_each_market_ends_with_one_status_row_and_its_reason(trained) -> None:
     assert runs.loc["bolt/DE", "error"].startswith("gate: max_rhat FAIL")
     assert list(runs.loc[["acme/DE", "bolt/US"], "status"]) == ["success", "success"]
     assert not trained["first"].all_succeeded
+    # the pre-fit data review that gold wrote to market_status, carried into the market's model_runs row
+    assert runs.loc["acme/FR", "data_review"].startswith("target_constant: the target is constant (700)")
+    assert runs.loc["acme/FR", "data_warnings"] == 1
     # one compilation per worker process and model structure: the two brands share one structure
     first = trained["first"].runs
     assert first.groupby("worker").compilations.sum().max() == 1
