@@ -41,6 +41,7 @@ from prefect.cache_policies import NO_CACHE
 
 from jobs.context import StepContext
 from pipelines.config import PlatformConfig
+from pipelines.lake import Lake
 from pipelines.tables import MODEL_RUNS
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class RetrainSummary:
     alerts: Any = None  # pandas rows of the alerts raised this run
     dashboard: Path | None = None
     reports: Path | None = None  # the index of the market reports
-    lake: Path | None = None
+    lake: Lake | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 

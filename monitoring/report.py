@@ -40,7 +40,7 @@ from pipelines.config import PlatformConfig
 from pipelines.names import check, model_name, safe_path
 from pipelines.recommend.job import verdict_text
 from pipelines.registry.store import RegistryStore
-from pipelines.tables import BUDGET_RECOMMENDATIONS, LIFT_CALIBRATION, LIFT_TESTS, MODEL_RUNS
+from pipelines.tables import BUDGET_RECOMMENDATIONS, LIFT_CALIBRATION, LIFT_TESTS, MODEL_RUNS, Lake
 
 REPORT_DRAWS = 500  # posterior draws behind the report's figures: bands within a few percent, well under a second
 PREDICTIVE_BAND = (0.05, 0.95)  # the 90% predictive band of actual vs fitted
@@ -561,7 +561,7 @@ class ReportsWritten:
 
 def write_dashboard_and_reports(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     platform: PlatformConfig,
     dashboard: str | Path,
     progress: Callable[[str], None] | None = None,
@@ -574,7 +574,7 @@ def write_dashboard_and_reports(
 
 def write_reports(
     spark: SparkSession,
-    root: str | Path,
+    root: Lake | str | Path,
     platform: PlatformConfig,
     folder: str | Path,
     progress: Callable[[str], None] | None = None,
