@@ -25,10 +25,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: the platform config imports the thresholds, and `mmm --help` loads no pandas
+    import pandas as pd
 
 Severity = Literal["warning", "exclusion"]
 WARNING, EXCLUSION = "warning", "exclusion"
@@ -300,7 +302,7 @@ def _target_checks(
                 limits.min_target_cv,
             )
         )
-    regressors = pd.concat([spend, data[controls].astype(float)], axis=1)
+    regressors = spend.assign(**{c: data[c].astype(float) for c in controls})
     correlations = [abs(_corr(regressors[c].to_numpy()[observed], y)) for c in regressors.columns]
     correlations = [c for c in correlations if np.isfinite(c)]
     figures["max_abs_correlation"] = max(correlations) if correlations else None
