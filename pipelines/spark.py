@@ -33,6 +33,14 @@ def is_loopback_master(master: str) -> bool:
     )
 
 
+def connect_config(cores: int) -> dict[str, str]:
+    """The session settings a Spark Connect client may set (SQL settings; the server owns the rest)."""
+    return {
+        "spark.sql.shuffle.partitions": str(2 * cores),
+        "spark.sql.session.timeZone": "UTC",
+    }
+
+
 def session_config(master: str, cores: int, driver_memory: str = "4g") -> dict[str, str]:
     """The settings of a session this factory builds for ``master`` on a machine with ``cores`` cores.
 
@@ -41,11 +49,10 @@ def session_config(master: str, cores: int, driver_memory: str = "4g") -> dict[s
     """
     config = {
         **DELTA_SETTINGS,
-        "spark.sql.shuffle.partitions": str(2 * cores),
+        **connect_config(cores),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.snapshotPartitions": str(2 * cores),  # default 50: slow for small tables
-        "spark.sql.session.timeZone": "UTC",
         # local mode runs the executors inside the driver JVM: give it more than the 1g default
         "spark.driver.memory": driver_memory,
     }
@@ -60,14 +67,6 @@ MASTER_VARIABLE = "MMM_SPARK_MASTER"  # the master when no --master is given (Pr
 def is_connect_address(master: str) -> bool:
     """Whether ``master`` is a Spark Connect server (``sc://host:port``) rather than a cluster master."""
     return master.startswith("sc://")
-
-
-def connect_config(cores: int) -> dict[str, str]:
-    """The session settings a Spark Connect client may set (SQL settings; the server owns the rest)."""
-    return {
-        "spark.sql.shuffle.partitions": str(2 * cores),
-        "spark.sql.session.timeZone": "UTC",
-    }
 
 
 def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
