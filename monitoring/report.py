@@ -89,6 +89,7 @@ SECTION_TITLES = {
     "adstock-curves": "Adstock: how a week's spend carries over",
     "budget-allocation": "Budget allocation: current vs recommended",
     "review-checks": "Model review checks",
+    "data-review": "Data review before the fit (warnings: the market was still modelled)",
     "lift-tests": "Lift tests against the model (90% intervals)",
 }
 LOG_LINK_NOTE = "the model has a log link: no response curve over a period (the optimiser refuses it too)"
@@ -116,6 +117,7 @@ class MarketReportInputs:
     review: Mapping[str, Mapping] = field(default_factory=dict)  # model_runs.review: check -> verdict, value, message
     review_verdict: str | None = None
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)  # lift_calibration rows of the version
+    data_review: str = ""  # model_runs.data_review: the pre-fit data review of the data the version was fitted on
 
     @property
     def recommendation(self) -> pd.DataFrame:
@@ -416,6 +418,7 @@ def render_report(inputs: MarketReportInputs, max_draws: int | None = REPORT_DRA
         "adstock-curves": _chart(adstock_figure(analysis.adstock_curves(model)), "adstock-curves"),
         "budget-allocation": _allocation(rows),
         "review-checks": review_table(inputs.review, inputs.review_verdict),
+        "data-review": data_review_list(inputs.data_review),
         "lift-tests": _chart(lift, "lift-tests", NO_LIFT_TESTS) + _lift_table(inputs.calibration),
     }
     sections = "\n".join(
@@ -440,6 +443,14 @@ def review_table(review: Mapping[str, Mapping], verdict: str | None) -> str:
         '<tr><th class="text">check</th><th class="text">verdict</th><th>value</th><th class="text">message</th></tr>'
     )
     return f'{meaning}<table id="review-checks">{header}{rows}</table>'
+
+
+def data_review_list(findings: str) -> str:
+    """The pre-fit data review's findings ("check: message; ..."), one item each."""
+    items = [item.strip() for item in findings.split(";") if item.strip()]
+    if not items:
+        return '<p class="empty">the data review found nothing to warn about</p>'
+    return '<ul id="data-review">' + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
 
 
 def recommendation_table(rows: pd.DataFrame) -> str:
@@ -623,6 +634,7 @@ def write_reports(
                 json.loads(checks) if isinstance(checks, str) else {},
                 verdict if isinstance(verdict, str) else None,  # None: trained before the review
                 _calibration(calibration, tests, model, brand, market, name, version),
+                review.get("data_review") if isinstance(review.get("data_review"), str) else "",
             )
             path = safe_path(folder, market_file_name(brand, market))
             path.write_text(render_report(inputs))

@@ -39,6 +39,10 @@ class Market(BaseModel):
     champion_version: str | None
     pipeline_status: str | None = Field(description="quality/market_status: included or excluded")
     pipeline_reason: str | None
+    data_review: str | None = Field(
+        None, description="the pre-fit data review's findings on the market's latest data ('check: message; ...')"
+    )
+    data_warnings: int | None = Field(None, description="how many of those findings are warnings (still modelled)")
     training: TrainingStatus | None = Field(description="the market's latest training run")
     last_run_date: dt.date | None = Field(description="latest run date of its budget recommendations")
     recommendation_status: str | None = Field(description="success, no_champion or failed, on that run date")

@@ -142,6 +142,8 @@ class RecommendationService:
                     champion_version=self.champions.version(brand, market),
                     pipeline_status=_value(row.get("status")),
                     pipeline_reason=_value(row.get("reason")) or None,
+                    data_review=_value(row.get("data_review")) or None,
+                    data_warnings=_value(row.get("data_warnings")),
                     training=training.get((brand, market)),
                     last_run_date=recommendation.get("run_date"),
                     recommendation_status=recommendation.get("status"),

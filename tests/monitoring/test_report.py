@@ -5,6 +5,7 @@ network request (screenshots in ``outputs/test_artifacts/``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -226,3 +227,11 @@ def test_report_index_and_dashboard_open_in_chromium(report, inputs) -> None:
     board = open_in_chromium(dashboard, ARTIFACTS / "dashboard_with_reports.png")
     assert board.errors == [] and board.network == []
     assert "all markets with their verdicts" in board.text and "acme/DE" in board.text
+
+
+def test_the_data_review_lists_each_finding_or_says_there_is_none(inputs) -> None:
+    findings = "spend_variation: tv varies by 2% of its mean; zero_weeks: radio has no spend in 80% of weeks"
+    page = render_report(dataclasses.replace(inputs, data_review=findings), max_draws=100)
+    listed = re.findall(r"<li>(.*?)</li>", re.search(r'<ul id="data-review">(.*?)</ul>', page, re.S)[1])
+    assert listed == [f.strip() for f in findings.split(";")]
+    assert "found nothing to warn about" in render_report(inputs, max_draws=100)

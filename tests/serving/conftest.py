@@ -27,7 +27,16 @@ def write_table(root: Path, table, rows: pd.DataFrame, mode: str = "append") -> 
 def lake(tmp_path: Path) -> Path:
     """acme/DE (included, never trained) and acme/FR (whose training failed), and no champions at all."""
     root = tmp_path / "lake"
-    status = pd.DataFrame({"brand": ["acme", "acme"], "market": ["DE", "FR"], "status": "included", "reason": ""})
+    status = pd.DataFrame(
+        {
+            "brand": ["acme", "acme"],
+            "market": ["DE", "FR"],
+            "status": "included",
+            "reason": "",
+            "data_review": ["", "zero_weeks: tv has no spend in 70% of weeks"],
+            "data_warnings": [0, 1],
+        }
+    )
     write_table(root, MARKET_STATUS, status)
     runs = pd.DataFrame(
         {

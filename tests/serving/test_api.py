@@ -159,6 +159,8 @@ def test_markets_list_training_status_without_champions(client: TestClient) -> N
     assert fr["champion_version"] is None and fr["model_name"] == "mmm_acme_fr"
     assert fr["training"]["status"] == "failed" and fr["training"]["run_date"] == "2024-06-03"
     assert markets[("acme", "DE")]["training"] is None and markets[("acme", "DE")]["last_run_date"] is None
+    assert (fr["data_review"], fr["data_warnings"]) == ("zero_weeks: tv has no spend in 70% of weeks", 1)
+    assert (markets[("acme", "DE")]["data_review"], markets[("acme", "DE")]["data_warnings"]) == (None, 0)
 
 
 def test_readiness_waits_for_warm_up_and_the_lake(service, tmp_path: Path) -> None:
@@ -184,7 +186,16 @@ def test_the_lake_reader_sees_a_new_version(lake: Path) -> None:
     first = reader.read(MARKET_STATUS)
     assert len(first) == 2 and reader.version(MARKET_STATUS) == 0
     assert reader.read(MARKET_STATUS) is first  # same version: the cached frame
-    extra = pd.DataFrame({"brand": ["bolt"], "market": ["US"], "status": ["excluded"], "reason": ["min_history"]})
+    extra = pd.DataFrame(
+        {
+            "brand": ["bolt"],
+            "market": ["US"],
+            "status": ["excluded"],
+            "reason": ["min_history"],
+            "data_review": [""],
+            "data_warnings": [0],
+        }
+    )
     write_table(lake, MARKET_STATUS, extra)
     assert len(reader.read(MARKET_STATUS)) == 3 and reader.version(MARKET_STATUS) == 1
     slow = LakeReader(lake, refresh_s=3600)
