@@ -6,7 +6,8 @@ included). In the same run:
   calls ``pm.sample`` (PyMC's NUTS, ``cores=2``), over 4 of the markets, same draws;
 - markets per minute with ``local[1]`` against ``local[2]`` (8 markets each, fresh Spark and workers).
 
-    python benchmarks/train_scale.py [--markets 40] [--workdir /tmp/mmm_train_scale]
+    python benchmarks/train_scale.py [--markets 40] [--workdir /tmp/mmm_train_scale] [--sampler numpyro --batch-size 8]
+        [--no-compare]   # only the 40-market training, without the naive loop and the local[1]/local[2] runs
 
 The last line is one JSON object.
 """
@@ -50,16 +51,19 @@ def raw_config(markets: int) -> RawDataConfig:
     )
 
 
-def platform_for(workdir: Path) -> PlatformConfig:
+def platform_for(workdir: Path, training: dict | None = None) -> PlatformConfig:
+    """The platform's defaults, with a local MLflow store in ``workdir`` and any ``training`` settings given."""
     return PlatformConfig(
         mlflow=MlflowSettings(
             tracking_uri=f"sqlite:///{workdir}/mlflow.db", artifact_location=str(workdir / "artifacts")
         ),
-        training=TrainingSettings(compile_dir=str(workdir / "pytensor")),
+        training=TrainingSettings(compile_dir=str(workdir / "pytensor"), **(training or {})),
     )
 
 
-def spark_training(master: str, workdir: Path, markets: int, only: list[str] | None = None) -> dict:
+def spark_training(
+    master: str, workdir: Path, markets: int, only: list[str] | None = None, training: dict | None = None
+) -> dict:
     """Run the training job on ``master``; returns the timing and convergence figures."""
     from pipelines.spark import get_spark
     from pipelines.training.driver import train
@@ -70,7 +74,7 @@ def spark_training(master: str, workdir: Path, markets: int, only: list[str] | N
         spark,
         workdir / "lake",
         brand_configs(config, QualityLimits(min_history_weeks=52)),
-        platform_for(workdir),
+        platform_for(workdir, training),
         AS_OF,
         markets=only,
         progress=lambda line: print(line, flush=True),
@@ -93,6 +97,11 @@ def spark_training(master: str, workdir: Path, markets: int, only: list[str] | N
         "max_rhat": float(runs.max_rhat.max()),
         "min_ess_bulk": float(runs.min_ess_bulk.min()),
         "divergences": int(runs.divergences.sum()),
+        "fit_s_median": round(float(runs.fit_seconds.median()), 2),
+        "summary_s_median": round(float(runs.summary_seconds.median()), 2),
+        "tracking_s_median": round(float(runs.tracking_seconds.median()), 2),
+        "batch_size": platform_for(workdir, training).training.batch_size,
+        "sampler": platform_for(workdir, training).training.sampler,
     }
 
 
@@ -136,15 +145,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=40)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mmm_train_scale"))
+    parser.add_argument("--sampler", choices=["nutpie", "numpyro"], help="default: the platform's")
+    parser.add_argument("--batch-size", type=int, help="markets per compiled call (numpyro); default: the platform's")
+    parser.add_argument("--no-compare", action="store_true", help="skip the naive loop and the local[1]/local[2] runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: "<master>" for the scaling runs
     args = parser.parse_args()
+    training = {k: v for k, v in (("sampler", args.sampler), ("batch_size", args.batch_size)) if v is not None}
     if args.child:
         only = [f"{b}/{m}" for b, ms in raw_config(args.markets).markets.items() for m in ms][:SCALING_MARKETS]
         scratch = args.workdir / f"scaling-{args.child}"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         (scratch / "lake").symlink_to(args.workdir / "lake")
-        print(json.dumps(spark_training(args.child, scratch, args.markets, only)))
+        print(json.dumps(spark_training(args.child, scratch, args.markets, only, training)))
         return
 
     from pipelines.data.run import run_pipeline
@@ -157,8 +170,20 @@ def main() -> None:
     run_pipeline(
         spark, landing.folder, args.workdir / "lake", brand_configs(config, QualityLimits(min_history_weeks=52)), AS_OF
     )
-    result = spark_training("local[2]", args.workdir, args.markets)
+    result = spark_training("local[2]", args.workdir, args.markets, training=training)
     print(json.dumps(result), flush=True)
+    keys = ("markets", "wall_s", "seconds_per_market", "compilations", "workers", "all_converged", "not_converged")
+    summary = {k: result[k] for k in keys}
+    summary.update(
+        {k: result[k] for k in ("gate_rejected", "max_rhat", "min_ess_bulk", "divergences", "fit_s_median")},
+        summary_s_median=result["summary_s_median"],
+        tracking_s_median=result["tracking_s_median"],
+        batch_size=result["batch_size"],
+        sampler=result["sampler"],
+    )
+    if args.no_compare:
+        print(json.dumps(summary))
+        return
     naive = naive_loop(args.workdir, args.markets)
     spark.stop()
     scaling = {}
@@ -173,6 +198,8 @@ def main() -> None:
                 str(args.markets),
                 "--workdir",
                 str(args.workdir),
+                *(["--sampler", args.sampler] if args.sampler else []),
+                *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
             ],
             capture_output=True,
             text=True,
@@ -180,22 +207,13 @@ def main() -> None:
         )
         scaling[master] = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(scaling[master]), flush=True)
-    summary = {
-        **{
-            k: result[k]
-            for k in ("markets", "wall_s", "seconds_per_market", "compilations", "workers", "all_converged")
-        },
-        "not_converged": result["not_converged"],
-        "gate_rejected": result["gate_rejected"],
-        "naive_seconds_per_market": round(naive, 1),
-        "speedup_vs_naive": round(naive / result["seconds_per_market"], 1),
-        "compilations_per_worker": round(result["compilations"] / result["workers"], 2),
-        "markets_per_minute": {m: s["markets_per_minute"] for m, s in scaling.items()},
-        "core_scaling": round(scaling["local[2]"]["markets_per_minute"] / scaling["local[1]"]["markets_per_minute"], 2),
-        "max_rhat": result["max_rhat"],
-        "min_ess_bulk": result["min_ess_bulk"],
-        "divergences": result["divergences"],
-    }
+    summary.update(
+        naive_seconds_per_market=round(naive, 1),
+        speedup_vs_naive=round(naive / result["seconds_per_market"], 1),
+        compilations_per_worker=round(result["compilations"] / result["workers"], 2),
+        markets_per_minute={m: found["markets_per_minute"] for m, found in scaling.items()},
+        core_scaling=round(scaling["local[2]"]["markets_per_minute"] / scaling["local[1]"]["markets_per_minute"], 2),
+    )
     print(json.dumps(summary))
 
 

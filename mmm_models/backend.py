@@ -23,7 +23,11 @@ def usable_cores() -> int:
 
 
 def configure() -> None:
-    """Expose one XLA host device per usable core (unless set already) and enable float64; once per process."""
+    """Expose one XLA host device per usable core (unless set already) and enable float64; once per process.
+
+    JAX runs on the CPU unless ``$JAX_PLATFORMS`` names another platform (``cuda``, say): the samplers'
+    code is the same there, and numpyro's lanes are then vectorised (``FitSettings.lanes``).
+    """
     global _configured
     if _configured:
         return
@@ -33,7 +37,7 @@ def configure() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_platforms", os.environ.get("JAX_PLATFORMS") or "cpu")
     jax.local_device_count()  # start the backend now, with these flags
     _configured = True
 

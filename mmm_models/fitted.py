@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import arviz as az
@@ -16,7 +17,7 @@ import pandas as pd
 
 from mmm_models.data import WEEK_BUCKET, DataError, Design, ScalingFactors, build_design, validate_market_frame
 from mmm_models.equations import ChannelLayout
-from mmm_models.fitting import FitSettings, sample
+from mmm_models.fitting import FitSettings, SamplerRun, sample, sample_batch
 from mmm_models.lift import LiftDesign, build_lift_design, validate_lift_tests
 from mmm_models.spec import ModelSpec
 
@@ -133,13 +134,56 @@ def fit(
     prepared = prepare_market(spec, frame, settings, scaling, market, lift_tests, allow_target_gaps)
     log.info("%s: sampling %d chains x %d draws (%s)", market, settings.chains, settings.draws, settings.sampler)
     run = sample(spec, prepared.design, settings, prepared.lift)
-    idata = drop_padding_vars(run.idata)
-    timings = {"sampler_s": run.seconds, "wall_s": time.perf_counter() - start, "compiled": float(run.compiled)}
-    log.info("%s: fitted in %.1f s%s", market, timings["wall_s"], " (compiled first)" if run.compiled else "")
+    return _fitted(spec, prepared, run, settings, market, time.perf_counter() - start)
+
+
+def fit_batch(
+    spec: ModelSpec,
+    frames: Mapping[str, pd.DataFrame],
+    settings: FitSettings,
+    scalings: Mapping[str, ScalingFactors] | None = None,
+    lift_tests: Mapping[str, pd.DataFrame] | None = None,
+    allow_target_gaps: bool = False,
+) -> dict[str, FittedModel | DataError]:
+    """Fit several independent markets of one spec together: ``fit`` for each, one compiled call (numpyro).
+
+    Each market is validated on its own; one whose data is invalid gets its ``DataError`` in the result
+    and the others are fitted. The markets' chains are lanes of one vectorised sampler
+    (``fitting.sample_batch``), so each market's posterior is what ``fit`` gives it alone, up to the
+    random numbers. A market's ``wall_s`` is its share of the batch's time.
+    """
+    scalings, lift_tests = scalings or {}, lift_tests or {}
+    start = time.perf_counter()
+    results: dict[str, FittedModel | DataError] = {}
+    prepared: dict[str, PreparedMarket] = {}
+    for market, frame in frames.items():
+        try:
+            prepared[market] = prepare_market(
+                spec, frame, settings, scalings.get(market), market, lift_tests.get(market), allow_target_gaps
+            )
+        except DataError as exc:
+            results[market] = exc
+    if prepared:
+        log.info(
+            "sampling %d markets together, %d chains x %d draws each", len(prepared), settings.chains, settings.draws
+        )
+        runs = sample_batch(spec, [p.design for p in prepared.values()], settings, [p.lift for p in prepared.values()])
+        share = (time.perf_counter() - start) / len(prepared)
+        for (market, ready), run in zip(prepared.items(), runs, strict=True):
+            results[market] = _fitted(spec, ready, run, settings, market, share)
+    return {market: results[market] for market in frames}
+
+
+def _fitted(
+    spec: ModelSpec, prepared: PreparedMarket, run: SamplerRun, settings: FitSettings, market: str, wall_s: float
+) -> FittedModel:
+    """The fitted model of one sampled market."""
+    timings = {"sampler_s": run.seconds, "wall_s": wall_s, "compiled": float(run.compiled)}
+    log.info("%s: fitted in %.1f s%s", market, wall_s, " (compiled first)" if run.compiled else "")
     return FittedModel(
         spec=spec,
         scaling=prepared.scaling,
-        idata=idata,
+        idata=drop_padding_vars(run.idata),
         data=prepared.data,
         settings=settings,
         market=market,

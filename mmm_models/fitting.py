@@ -48,6 +48,11 @@ class FitSettings(BaseModel):
     seed: int = 0
     cores: int | None = Field(default=None, ge=1, description="parallel chains; default: all cores")
     holdout_weeks: int = Field(default=0, ge=0, description="last weeks left out of the fit, for validation")
+    # numpyro: how one device runs its lanes (chains x markets). ``vectorised`` steps them together (vmap),
+    # which a GPU needs; ``sequential`` runs them one after another (lax.map), which a CPU core prefers:
+    # there a lane's gradient costs about as much vectorised as alone, and lock-stepped lanes wait for the
+    # deepest tree (benchmarks/batch_size.py). ``auto``: sequential on a CPU, vectorised on an accelerator.
+    lanes: Literal["auto", "vectorised", "sequential"] = "auto"
 
 
 @dataclass
@@ -106,6 +111,8 @@ def _structure(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign |
 def _compile_numpyro(
     spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
 ) -> _CompiledJax:
+    """One structure's sampler over *lanes*: every lane is one chain of one unit (a market, or a brand),
+    with that unit's data as its own arguments, so a batch of markets samples in one compiled call."""
     backend.configure()  # before JAX starts and before pymc.sampling.jax rewrites XLA_FLAGS
     import jax
     from numpyro.infer.hmc import hmc
@@ -154,14 +161,17 @@ def _compile_numpyro(
         _, trace = jax.lax.scan(step, state, None, length=tune + draws)
         return jax.tree.map(lambda a: a[tune:], trace)
 
+    # Devices (one per core on a CPU) take equal shares of the lanes; see ``FitSettings.lanes`` for how
+    # a device runs its share.
+    vectorised = settings.lanes == "vectorised" or (settings.lanes == "auto" and jax.default_backend() != "cpu")
+
+    def lanes(keys: Any, z0: dict[str, Any], data: tuple[Any, ...]) -> Any:
+        if vectorised:
+            return jax.vmap(run_chain)(keys, z0, data)
+        return jax.lax.map(lambda lane: run_chain(*lane), (keys, z0, data))
+
     devices = _parallel_devices(settings)
-
-    def per_device(keys: Any, z0: dict[str, Any], data: tuple[Any, ...]) -> Any:
-        # Chains on one device run one after another: on a CPU core that costs the same as
-        # vectorising them, and avoids tracing NUTS's while loops through vmap's batching rules.
-        return jax.lax.map(lambda chain: run_chain(chain[0], chain[1], data), (keys, z0))
-
-    run = jax.pmap(per_device, in_axes=(0, 0, None)) if devices > 1 else jax.jit(per_device)
+    run = jax.pmap(lanes) if devices > 1 else jax.jit(lanes)
 
     def postprocess(z: dict[str, Any], *data: Any) -> list[Any]:
         return graph_fn(*[z[n] for n in value_names], *data)[1:]
@@ -190,66 +200,115 @@ def _parallel_devices(settings: FitSettings) -> int:
 def _sample_numpyro(
     spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
 ) -> SamplerRun:
+    return _sample_numpyro_units(spec, [design], settings, [lift])[0]
+
+
+def sample_batch(
+    spec: ModelSpec,
+    designs: list[Design],
+    settings: FitSettings,
+    lifts: list[LiftDesign | None] | None = None,
+) -> list[SamplerRun]:
+    """Sample several markets of one spec in as few compiled calls as their shapes allow (numpyro).
+
+    Markets whose data arrays have the same shapes (the same padded history length and lift-test
+    layout) share one call in which every market's chains are lanes of one vectorised NUTS; each
+    market keeps its own data, initial points, step size and mass matrix, so its posterior is the
+    one a fit of that market alone gives (up to the random numbers). ``seconds`` is the call's time
+    shared equally by its markets. Results come back in the order of ``designs``.
+    """
+    if settings.sampler != "numpyro":
+        raise ValueError(f"batched fitting needs the numpyro sampler, not {settings.sampler!r}")
+    lifts = lifts or [None] * len(designs)
+    by_shape: dict[tuple[Any, ...], list[int]] = {}
+    for index, (design, lift) in enumerate(zip(designs, lifts, strict=True)):
+        arrays = model_data(spec, design, lift)
+        key = (lift is not None, *sorted((name, np.shape(value)) for name, value in arrays.items()))
+        by_shape.setdefault(key, []).append(index)
+    runs: list[SamplerRun | None] = [None] * len(designs)
+    for indices in by_shape.values():
+        group = _sample_numpyro_units(spec, [designs[i] for i in indices], settings, [lifts[i] for i in indices])
+        for index, run in zip(indices, group, strict=True):
+            runs[index] = run
+    return runs  # type: ignore[return-value]
+
+
+def _sample_numpyro_units(
+    spec: ModelSpec,
+    designs: list[Design] | list[BrandDesign],
+    settings: FitSettings,
+    lifts: list[LiftDesign | None] | list[BrandLift | None],
+) -> list[SamplerRun]:
+    """Sample units (markets of one shape, or one brand) as lanes of one compiled call: units x chains."""
     import jax
 
+    units, chains, draws = len(designs), settings.chains, settings.draws
+    lane_count = units * chains
     key = (
         "numpyro",
-        *_structure(spec, design, lift),
-        settings.chains,
-        settings.draws,
+        *_structure(spec, designs[0], lifts[0]),
+        chains,
+        draws,
         settings.tune,
         settings.target_accept,
         settings.cores,
+        settings.lanes,
     )
     start = time.perf_counter()
     compiled: _CompiledJax | None = _CACHE.get(key)
     if compiled is None:
         log.info("building sampler for model structure %s (once per process)", spec.structure_key())
-        compiled = _CACHE[key] = _compile_numpyro(spec, design, settings, lift)
-    data_values = model_data(spec, design, lift)
-    data = tuple(np.asarray(data_values[name], dtype=float) for name in compiled.data_names)
+        compiled = _CACHE[key] = _compile_numpyro(spec, designs[0], settings, lifts[0])
+    per_unit = [model_data(spec, d, lift) for d, lift in zip(designs, lifts, strict=True)]
+    data = [np.stack([np.asarray(u[name], dtype=float) for u in per_unit]) for name in compiled.data_names]
     shape = tuple(a.shape for a in data)
     first_time = shape not in compiled.shapes_seen
     if first_time:
         COMPILE_COUNT["count"] += 1
-        log.info("compiling for %d weeks (first of this length)", data_values["mask"].shape[-1])
+        log.info("compiling for %d unit(s) of %d weeks (first of this shape)", units, per_unit[0]["mask"].shape[-1])
 
-    run, devices = compiled.run, compiled.devices
-    chains = settings.chains
-    inits = [compiled.initial_point(settings.seed * 1000 + c) for c in range(chains)]
+    # Lane u * chains + c is chain c of unit u, with the seeds a single-unit fit would use.
+    lane_data = tuple(np.repeat(a, chains, axis=0) for a in data)
+    inits = [compiled.initial_point(settings.seed * 1000 + c) for _ in range(units) for c in range(chains)]
     z0 = {n: np.stack([np.asarray(p[n], dtype=float) for p in inits]) for n in compiled.value_names}
-    keys = jax.random.split(jax.random.PRNGKey(settings.seed), chains)
+    keys = np.tile(np.asarray(jax.random.split(jax.random.PRNGKey(settings.seed), chains)), (units, 1))
+    devices = compiled.devices  # it divides the chains, so the lanes too
+    arguments = (keys, z0, lane_data)
     if devices > 1:
-        z0 = {n: v.reshape((devices, chains // devices, *v.shape[1:])) for n, v in z0.items()}
-        keys = keys.reshape((devices, chains // devices, *keys.shape[1:]))
-    z, stats = jax.block_until_ready(run(keys, z0, data))
+        arguments = jax.tree.map(lambda a: a.reshape((devices, lane_count // devices, *a.shape[1:])), arguments)
+    z, stats = jax.block_until_ready(compiled.run(*arguments))
     compiled.shapes_seen.add(shape)
-
-    flat_z = {
-        n: np.asarray(v).reshape((chains * settings.draws, *np.asarray(v).shape[3 if devices > 1 else 2 :]))
+    z = {
+        n: np.asarray(v).reshape((units, chains, draws, *np.asarray(v).shape[(3 if devices > 1 else 2) :]))
         for n, v in z.items()
     }
-    outputs = compiled.postprocess(flat_z, *data)
-    posterior = {
-        name: np.asarray(value).reshape((chains, settings.draws, *np.asarray(value).shape[1:]))
-        for name, value in zip(compiled.output_names, outputs, strict=True)
-    }
-    diverging, num_steps, energy, accept, potential = (np.asarray(s).reshape(chains, settings.draws) for s in stats)
-    sample_stats = {
-        "diverging": diverging.astype(bool),
-        "n_steps": num_steps,
-        "tree_depth": np.floor(np.log2(num_steps)).astype(int) + 1,
-        "energy": energy,
-        "acceptance_rate": accept,
-        "lp": -potential,
-    }
-    idata = az.from_dict(
-        posterior=posterior,
-        sample_stats=sample_stats,
-        coords=compiled.coords,
-        dims={k: v for k, v in compiled.dims.items() if k in posterior},
-    )
-    return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)
+    stats = [np.asarray(s).reshape(units, chains, draws) for s in stats]
+    seconds = (time.perf_counter() - start) / units
+    runs = []
+    for unit in range(units):
+        flat_z = {n: v[unit].reshape((chains * draws, *v.shape[3:])) for n, v in z.items()}
+        outputs = compiled.postprocess(flat_z, *(a[unit] for a in data))
+        posterior = {
+            name: np.asarray(value).reshape((chains, draws, *np.asarray(value).shape[1:]))
+            for name, value in zip(compiled.output_names, outputs, strict=True)
+        }
+        diverging, num_steps, energy, accept, potential = (s[unit] for s in stats)
+        sample_stats = {
+            "diverging": diverging.astype(bool),
+            "n_steps": num_steps,
+            "tree_depth": np.floor(np.log2(num_steps)).astype(int) + 1,
+            "energy": energy,
+            "acceptance_rate": accept,
+            "lp": -potential,
+        }
+        idata = az.from_dict(
+            posterior=posterior,
+            sample_stats=sample_stats,
+            coords=compiled.coords,
+            dims={k: v for k, v in compiled.dims.items() if k in posterior},
+        )
+        runs.append(SamplerRun(idata=idata, compiled=first_time, seconds=seconds))
+    return runs
 
 
 # --- nutpie ------------------------------------------------------------------------------------

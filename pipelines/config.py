@@ -326,13 +326,22 @@ class TrainingSettings(BaseModel):
     # summaries, tracking): generous, since a first market per worker also compiles (nutpie ~50 s). A brand
     # model (unit brand) gets the limit times its number of markets.
     market_timeout_s: float = Field(3600, gt=0, description="seconds one market may take before it is stopped")
+    # unit market with numpyro: markets of one brand are fitted this many at a time in one compiled call, their
+    # chains vectorised (one Spark task per batch). 1 fits each market in its own task.
+    batch_size: int = Field(1, ge=1, description="markets per compiled call (numpyro, unit market)")
+
+    @model_validator(mode="after")
+    def _batching_needs_numpyro(self) -> TrainingSettings:
+        if self.batch_size > 1 and self.sampler != "numpyro":
+            raise ValueError(f"training.batch_size {self.batch_size} needs sampler numpyro, not {self.sampler}")
+        return self
 
     def fit_settings(self):  # -> mmm_models.fitting.FitSettings (imported here: it loads JAX)
         """The sampler settings of ``mmm_models`` that these training settings stand for."""
         from mmm_models.fitting import FitSettings
 
         return FitSettings(
-            **self.model_dump(exclude={"unit", "compile_dir", "cores_per_market", "market_timeout_s"}),
+            **self.model_dump(exclude={"unit", "compile_dir", "cores_per_market", "market_timeout_s", "batch_size"}),
             cores=self.cores_per_market,
         )
 

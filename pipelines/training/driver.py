@@ -202,8 +202,17 @@ def _train_under(
         test_fault=os.environ.get(TEST_FAULT_VARIABLE, ""),  # test hook; unset in production
     )
     unit = platform.training.unit
-    groups = sorted({m.split("/", 1)[0] for m in included}) if unit == "brand" else included
-    progress(f"training {len(included)} markets as {len(groups)} {unit} models (MLflow parent run {parent})")
+    if unit == "brand":
+        groups, keys = sorted({m.split("/", 1)[0] for m in included}), ["brand"]
+        progress(f"training {len(included)} markets as {len(groups)} brand models (MLflow parent run {parent})")
+    else:
+        batches = market_batches(
+            market_weeks(frame), platform.training.batch_size, _own_settings(overrides), _task_slots(spark)
+        )
+        frame = frame.join(F.broadcast(spark.createDataFrame(batches, BATCH_SCHEMA)), ["brand", "market"])
+        groups, keys = sorted({(b, n) for b, _, n in batches}), ["brand", "batch"]
+        how = f" in {len(groups)} batches" if len(groups) < len(included) else ""
+        progress(f"training {len(included)} market models{how} (MLflow parent run {parent})")
     watcher = _ProgressWatcher(store, experiment_id, parent, len(included), progress)
     watcher.start()
     saved = {
@@ -214,7 +223,7 @@ def _train_under(
         spark.conf.set("spark.sql.shuffle.partitions", str(max(len(groups), 1)))
         spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
         collected = (
-            frame.groupBy(*(["brand"] if unit == "brand" else ["brand", "market"]))
+            frame.groupBy(*keys)
             .applyInPandas(fit_group_function(job), RESULT_SCHEMA)
             .collect()  # one small row per market, now on the driver: no executor holds the only copy
         )
@@ -234,6 +243,69 @@ def _train_under(
     store.log_batch(parent, metrics={**metrics, "wall_s": wall})
     store.terminate(parent, "FINISHED" if not counts.get("failed") else "FAILED")
     return TrainReport(parent, runs, wall)
+
+
+BATCH_SCHEMA = "brand string, market string, batch int"
+
+
+def market_weeks(frame: DataFrame) -> dict[tuple[str, str], int]:
+    """Weeks of modelling input per (brand, market): one small aggregate, collected."""
+    rows = frame.groupBy("brand", "market").count().collect()
+    return {(r["brand"], r["market"]): int(r["count"]) for r in rows}
+
+
+def market_batches(
+    weeks: dict[tuple[str, str], int], batch_size: int, overridden: set[str], slots: int
+) -> list[tuple[str, str, int]]:
+    """(brand, market, batch) for every market: the groups of the training stage, one Spark task each.
+
+    A batch holds markets of one brand (one spec), at most ``batch_size``, of similar history lengths
+    (sorted by weeks, so that they share compiled shapes). A brand's markets are cut into batches of
+    near-equal size, and batches are split further while there are fewer of them than ``slots`` (the
+    cluster's task slots), so that no core waits idle while another fits a big batch. A market with a
+    training override of its own is a batch by itself (its settings differ from its neighbours').
+    """
+    by_brand: dict[str, list[str]] = {}
+    batches: list[list[tuple[str, str]]] = []
+    for (brand, market), _ in sorted(weeks.items(), key=lambda item: (item[0][0], item[1], item[0][1])):
+        if f"{brand}/{market}" in overridden or batch_size == 1:
+            batches.append([(brand, market)])
+        else:
+            by_brand.setdefault(brand, []).append(market)
+    for brand, markets in by_brand.items():
+        count = -(-len(markets) // batch_size)
+        batches += [[(brand, m) for m in part] for part in _near_equal(markets, count)]
+    while len(batches) < min(slots, len(weeks)):
+        largest = max(batches, key=len)
+        batches.remove(largest)
+        batches += [part for part in _near_equal(largest, 2)]
+    order = {brand: 0 for brand, _ in weeks}
+    rows = []
+    for batch in sorted(batches):
+        brand = batch[0][0]
+        rows += [(brand, market, order[brand]) for _, market in batch]
+        order[brand] += 1
+    return rows
+
+
+def _near_equal(items: list, parts: int) -> list[list]:
+    """``items`` cut into ``parts`` contiguous runs whose sizes differ by at most one."""
+    size, extra = divmod(len(items), parts)
+    cuts = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [items[cuts[i] : cuts[i + 1]] for i in range(parts)]
+
+
+def _own_settings(overrides: dict[str, dict] | None) -> set[str]:
+    """The ``brand/market`` names whose override changes their training settings."""
+    return {name for name, override in (overrides or {}).items() if override.get("training")}
+
+
+def _task_slots(spark: SparkSession) -> int:
+    """Tasks the cluster runs at once (a classic session's default parallelism; 2 where it cannot be read)."""
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        return int(spark.conf.get("spark.default.parallelism", "2") or 2)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from mmm_models import analysis, fitting
 from mmm_models.brand import TooFewMarketsError, fit_brand
 from mmm_models.data import DataError
 from mmm_models.diagnostics import diagnose
-from mmm_models.fitted import FittedModel, fit
+from mmm_models.fitted import FittedModel, fit, fit_batch
 from mmm_models.spec import ModelSpec
 from pipelines.config import BrandConfig, GateSettings, ReviewSettings, TrainingSettings
 from pipelines.data.model_input import market_frame
@@ -117,8 +117,7 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
             except TooFewMarketsError:  # one valid market: its independent model is the brand model
                 pass
         if not pooled:
-            for market, frame in frames.items():
-                _train_market(spec, frame, job, brand, market, results[market])
+            _train_markets(spec, frames, training, job, brand, results)
     except Exception as exc:  # a brand-wide failure (config, spec, too few valid markets)
         for market, result in results.items():
             if result["status"] == "failed" and not result.get("error"):
@@ -129,6 +128,73 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
         result["compilations"] = compilations if index == 0 else 0  # the group's, counted once
         result["total_seconds"] = total / len(results)
     return result_frame(list(results.values()))
+
+
+def _train_markets(
+    spec: ModelSpec,
+    frames: dict[str, pd.DataFrame],
+    training: TrainingSettings,
+    job: TrainJob,
+    brand: str,
+    results: dict[str, dict],
+) -> None:
+    """Fit the group's markets independently: together in one batch (``fit_batch``) where the job batches and
+    a market has no training override of its own, else one at a time."""
+    alone = dict(frames)
+    if training.batch_size > 1:
+        together = {m: f for m, f in frames.items() if not job.overrides.get(f"{brand}/{m}", {}).get("training")}
+        together = {m: f for m, f in together.items() if not _reuse_registered(job, brand, m, results[m])}
+        if len(together) > 1:
+            _train_batch(spec, together, training, job, brand, results)
+            alone = {m: f for m, f in frames.items() if m not in together}
+    for market, frame in alone.items():
+        _train_market(spec, frame, job, brand, market, results[market])
+
+
+def _reuse_registered(job: TrainJob, brand: str, market: str, result: dict) -> bool:
+    """A retry: when this training run registered the market already, its row is reused (True)."""
+    try:
+        found = registered_run(job, brand, market)
+    except Exception as exc:  # the store is unreachable: the market fails like any other tracking error
+        _fail(result, job, brand, market, exc)
+        return True
+    if found is not None:
+        reuse(result, found)
+    return found is not None
+
+
+def _train_batch(
+    spec: ModelSpec,
+    frames: dict[str, pd.DataFrame],
+    training: TrainingSettings,
+    job: TrainJob,
+    brand: str,
+    results: dict[str, dict],
+) -> None:
+    """Fit markets together in one compiled call, then gate, summarise and track each on its own."""
+    tests = {}
+    for market, frame in frames.items():
+        inject_test_fault(job, brand, market)
+        tests[market] = lift_tests_for(job, brand, market, frame, spec.date_column)
+    fitted = fit_batch(
+        spec,
+        frames,
+        training.fit_settings(),
+        lift_tests={m: t for m, t in tests.items() if t is not None},
+        allow_target_gaps=True,
+    )
+    for market, model in fitted.items():
+        result = results[market]
+        if isinstance(model, Exception):
+            _fail(result, job, brand, market, model)
+            continue
+        try:
+            _, gate = settings_for(job, brand, market)
+            result["fit_seconds"] = model.timings["wall_s"]
+            result["compiled"] = bool(model.timings["compiled"])
+            _finish(model, diagnose(model).to_dict(), training, gate, job, brand, market, result)
+        except Exception as exc:
+            _fail(result, job, brand, market, exc)
 
 
 def _train_market(spec: ModelSpec, frame: pd.DataFrame, job: TrainJob, brand: str, market: str, result: dict) -> None:

@@ -33,7 +33,10 @@ AS_OF = dt.date(2024, 6, 3)
 # scatters around 1.02 even when converged, and ESS 400 needs about 4 x 1000 draws.
 # numpyro, not the platform's nutpie: its compile is ~10 s instead of ~50 s per worker, and the sampler
 # makes no difference to what these tests check (the samplers themselves: tests/mmm_models/test_fitting.py).
-TRAINING = TrainingSettings(sampler="numpyro", chains=2, draws=300, tune=300, holdout_weeks=8, target_accept=0.95)
+# Batches of 2: each brand's two markets share one compiled call (acme/FR's failure inside its batch included).
+TRAINING = TrainingSettings(
+    sampler="numpyro", chains=2, draws=300, tune=300, holdout_weeks=8, target_accept=0.95, batch_size=2
+)
 GATE = GateSettings(max_rhat=1.06, min_ess_bulk=100, max_divergences=5)
 
 
@@ -93,6 +96,7 @@ def test_each_market_ends_with_one_status_row_and_its_reason(trained) -> None:
     assert first.groupby("worker").compilations.sum().max() == 1
     # every market was reported as it finished, by polling its MLflow child run
     # (and a heartbeat line each minute without one)
+    assert trained["progress"][0].startswith("training 4 market models in 2 batches")
     finished = [line for line in trained["progress"][1:] if line.startswith("  [")]
     others = [line for line in trained["progress"][1:] if line not in finished]
     assert len(finished) == 4 and all("still fitting" in line for line in others)
