@@ -40,10 +40,12 @@ The last line is one JSON object: ``ours`` and ``meridian`` (``wall_s``, ``max_r
 ``brand_sample_s``, the brand model's sampling seconds on the real data) and ``speedup`` (our
 ``roas_ess_per_s`` over Meridian's).
 
-    python benchmarks/meridian_peer.py [--workdir /tmp/meridian_peer] [--quick]
+    python benchmarks/meridian_peer.py [--workdir /tmp/meridian_peer] [--quick] [--part all|real|simulation]
 
-``--quick`` (4 geos, 2 short chains per side) checks the plumbing in a few minutes; its figures say
-nothing about either model.
+``--quick`` (4 geos, 2 short chains per side) checks the plumbing; its figures say nothing about
+either model. Each half (``real``, ``simulation``) saves its figures in the workdir
+(``full_real.json``...); ``--part`` runs one half, and the JSON line is printed from the latest saved
+figures of both halves of the same mode.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ ROAS_QUANTILES = (0.05, 0.95)
 class Run:
     """How long each side samples: the full run, or ``--quick``'s plumbing check."""
 
+    name: str
     geos: int
     chains: int
     meridian_adapt: int
@@ -90,8 +93,11 @@ class Run:
     ours: FitSettings
 
 
-FULL = Run(geos=40, chains=4, meridian_adapt=500, meridian_burnin=500, meridian_keep=500, ours=FitSettings())
+FULL = Run(
+    name="full", geos=40, chains=4, meridian_adapt=500, meridian_burnin=500, meridian_keep=500, ours=FitSettings()
+)
 QUICK = Run(
+    name="quick",
     geos=4,
     chains=2,
     meridian_adapt=50,
@@ -256,12 +262,51 @@ def score_simulation(brand: SimulatedBrand, geo_roas: dict[str, list]) -> dict:
 
 
 def report(side: str, figures: dict) -> None:
-    """The side's figures, one line each, then its national ROAS per channel."""
+    """The side's figures on the real data, one line each, then its national ROAS per channel."""
     for key, value in figures.items():
-        if key not in ("roas", "geo_roas", "sim"):
+        if key not in ("roas", "geo_roas"):
             print(f"{side:>9} {key}: {value}")
     for channel, (mean, low, high) in figures["roas"].items():
-        print(f"{side:>9} ROAS {channel}: {mean:.3f} [{low:.3f}, {high:.3f}]")
+        print(f"{side:>9} ROAS {channel}: {mean:.3f} [{low:.3f}, {high:.3f}]", flush=True)
+
+
+def real_data(run: Run, python: Path, workdir: Path) -> dict[str, dict]:
+    """Both sides on Meridian's geos, the last 13 weeks held out: each side's figures."""
+    data = pd.read_csv(DATA, index_col=0)
+    data = data[data["geo"].isin(list(dict.fromkeys(data["geo"]))[: run.geos])]
+    real_csv = workdir / f"{run.name}_real.csv"
+    data.to_csv(real_csv, index=False)
+    roles = {"channels": CHANNELS, "controls": CONTROLS[:2], "organic": CONTROLS[2:3], "non_media": CONTROLS[3:]}
+    meridian = run_meridian(python, real_csv, roles, run, HOLDOUT_WEEKS, workdir / f"{run.name}_meridian_real.json")
+
+    frames = real_frames(data)
+    spec = our_spec("time", "revenue", CONTROLS)
+    brand, ours = fit_ours(frames, spec, run.ours.model_copy(update={"holdout_weeks": HOLDOUT_WEEKS}))
+    observed = {g: f["revenue"].to_numpy(float) for g, f in frames.items()}
+    ours.update(fit_scores(observed, {g: expected_revenue(m) for g, m in brand.markets.items()}, HOLDOUT_WEEKS))
+    expected = {g: np.asarray(v) for g, v in meridian.pop("expected").items()}
+    meridian.update(fit_scores(observed, expected, HOLDOUT_WEEKS))
+    report("ours", ours)
+    report("meridian", meridian)
+    return {"ours": ours, "meridian": meridian}
+
+
+def simulation(run: Run, python: Path, workdir: Path, seed: int) -> dict[str, dict]:
+    """Both sides on a simulated brand with known ROAS, every week fitted: each side's ROAS scores."""
+    brand = simulated(run.geos, seed)
+    sim_csv = workdir / f"{run.name}_simulated.csv"
+    meridian_csv(brand).to_csv(sim_csv, index=False)
+    roles = {"channels": CHANNELS, "controls": ["price_index"], "organic": [], "non_media": []}
+    meridian = run_meridian(python, sim_csv, roles, run, 0, workdir / f"{run.name}_meridian_simulation.json")
+    frames = {geo: market.data for geo, market in brand.markets.items()}
+    _, ours = fit_ours(frames, our_spec("date", "y", ["price_index"]), run.ours)
+    scores = {}
+    for side, figures in (("ours", ours), ("meridian", meridian)):
+        scores[side] = score_simulation(brand, figures["geo_roas"])
+        print(f"{side:>9} simulated: wall {figures['wall_s']} s, max R-hat {figures['max_rhat']:.3f}, "
+              f"min bulk ESS {figures['min_ess_bulk']:.0f}, ROAS ESS {figures['min_ess_bulk_roas']:.0f}, "
+              f"{scores[side]}", flush=True)  # fmt: skip
+    return scores
 
 
 def main() -> None:
@@ -269,53 +314,36 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/meridian_peer"))
     parser.add_argument("--quick", action="store_true", help="4 geos, short chains: the plumbing only")
     parser.add_argument("--seed", type=int, default=0, help="the simulated brand's seed")
+    parser.add_argument(
+        "--part", choices=["all", "real", "simulation"], default="all", help="run one half; each is saved in --workdir"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     run = QUICK if args.quick else FULL
     python = meridian_python(args.workdir)
 
-    data = pd.read_csv(DATA, index_col=0)
-    geos = list(dict.fromkeys(data["geo"]))[: run.geos]
-    data = data[data["geo"].isin(geos)]
-    real_csv = args.workdir / "real.csv"
-    data.to_csv(real_csv, index=False)
-    roles = {"channels": CHANNELS, "controls": CONTROLS[:2], "organic": CONTROLS[2:3], "non_media": CONTROLS[3:]}
-    meridian = run_meridian(python, real_csv, roles, run, HOLDOUT_WEEKS, args.workdir / "meridian_real.json")
-
-    frames = real_frames(data)
-    spec = our_spec("time", "revenue", CONTROLS)
-    ours_brand, ours = fit_ours(frames, spec, run.ours.model_copy(update={"holdout_weeks": HOLDOUT_WEEKS}))
-    observed = {g: f["revenue"].to_numpy(float) for g, f in frames.items()}
-    ours.update(fit_scores(observed, {g: expected_revenue(m) for g, m in ours_brand.markets.items()}, HOLDOUT_WEEKS))
-    meridian.update(
-        fit_scores(observed, {g: np.asarray(v) for g, v in meridian.pop("expected").items()}, HOLDOUT_WEEKS)
-    )
-
-    brand = simulated(run.geos, args.seed)
-    sim_csv = args.workdir / "simulated.csv"
-    meridian_csv(brand).to_csv(sim_csv, index=False)
-    sim_roles = {"channels": CHANNELS, "controls": ["price_index"], "organic": [], "non_media": []}
-    meridian_sim = run_meridian(python, sim_csv, sim_roles, run, 0, args.workdir / "meridian_sim.json")
-    sim_frames = {geo: market.data for geo, market in brand.markets.items()}
-    _, ours_sim = fit_ours(sim_frames, our_spec("date", "y", ["price_index"]), run.ours)
-    ours.update(score_simulation(brand, ours_sim["geo_roas"]))
-    meridian.update(score_simulation(brand, meridian_sim["geo_roas"]))
-    for side, sim in (("ours", ours_sim), ("meridian", meridian_sim)):
-        print(f"{side:>9} simulated: wall {sim['wall_s']} s, max R-hat {sim['max_rhat']:.3f}, "
-              f"min bulk ESS {sim['min_ess_bulk']:.0f}, ROAS ESS {sim['min_ess_bulk_roas']:.0f}")  # fmt: skip
-
-    report("ours", ours)
-    report("meridian", meridian)
-    keys = [
-        "wall_s", "max_rhat", "min_ess_bulk", "roas_ess_per_s", "holdout_r2_geo_median", "holdout_r2_national",
-        "sim_roas_median_abs_error", "sim_roas_coverage_90",
-    ]  # fmt: skip
-    line = {
-        "ours": {k: ours[k] for k in [*keys, "brand_sample_s"]},
-        "meridian": {k: meridian[k] for k in keys},
-        "speedup": ours["roas_ess_per_s"] / meridian["roas_ess_per_s"],
+    parts = {
+        "real": lambda: real_data(run, python, args.workdir),
+        "simulation": lambda: simulation(run, python, args.workdir, args.seed),
     }
-    print(json.dumps(line))
+    for part, measure in parts.items():
+        if args.part in ("all", part):
+            (args.workdir / f"{run.name}_{part}.json").write_text(json.dumps(measure()))
+    saved = [args.workdir / f"{run.name}_{part}.json" for part in parts]
+    if all(path.exists() for path in saved):
+        real, simulated_scores = (json.loads(path.read_text()) for path in saved)
+        print(json.dumps(summary_line(real, simulated_scores)))
+    else:
+        print(f"the JSON line needs both parts; missing: {[p.name for p in saved if not p.exists()]}")
+
+
+def summary_line(real: dict[str, dict], simulated_scores: dict[str, dict]) -> dict:
+    """The benchmark's last line: each side's headline figures and the speedup in ROAS ESS per second."""
+    keys = ["wall_s", "max_rhat", "min_ess_bulk", "roas_ess_per_s", "holdout_r2_geo_median", "holdout_r2_national"]
+    line = {side: {k: real[side][k] for k in keys} | simulated_scores[side] for side in ("ours", "meridian")}
+    line["ours"]["brand_sample_s"] = real["ours"]["brand_sample_s"]
+    line["speedup"] = real["ours"]["roas_ess_per_s"] / real["meridian"]["roas_ess_per_s"]
+    return line
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ def load(csv: str, roles: dict):
         revenue_per_kpi="revenue_per_conversion",
         media=[f"{c}_impression" for c in channels],
         media_spend=[f"{c}_spend" for c in channels],
-        organic_media=roles["organic"],
-        non_media_treatments=roles["non_media"],
+        organic_media=roles["organic"] or None,
+        non_media_treatments=roles["non_media"] or None,
     )
     loader = meridian_load.CsvDataLoader(
         csv_path=csv,
@@ -98,8 +98,9 @@ def main() -> None:
     idata = mmm.inference_data
     summary = az.summary(idata, group="posterior", kind="diagnostics")
     mmm_analyzer = analyzer.Analyzer(model_context=mmm.model_context, inference_data=idata)
-    roi_national = np.asarray(mmm_analyzer.roi())
-    roi_geo = np.asarray(mmm_analyzer.roi(aggregate_geos=False))
+    trained = [str(t) for t in data.time.values[: times - args.holdout_weeks]]  # ROI over the fitted weeks, as ours
+    roi_national = np.asarray(mmm_analyzer.roi(selected_times=trained))
+    roi_geo = np.asarray(mmm_analyzer.roi(selected_times=trained, aggregate_geos=False))
     expected = np.asarray(mmm_analyzer.expected_outcome(aggregate_geos=False, aggregate_times=False, use_kpi=False))
     roi_ess = float(az.ess(az.convert_to_dataset({"roi": roi_national}))["roi"].min())
     channels = [str(c) for c in data.media_channel.values]
