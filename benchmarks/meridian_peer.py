@@ -129,7 +129,9 @@ def run_meridian(python: Path, csv: Path, roles: dict, run: Run, holdout_weeks: 
         "--holdout-weeks", str(holdout_weeks), "--chains", str(run.chains), "--adapt", str(run.meridian_adapt),
         "--burnin", str(run.meridian_burnin), "--keep", str(run.meridian_keep),
     ]  # fmt: skip
-    subprocess.run(command, check=True)
+    finished = subprocess.run(command)
+    if finished.returncode != 0:
+        raise SystemExit(f"Meridian's side failed on {csv} (exit {finished.returncode}); its output is above")
     return json.loads(out.read_text())
 
 
@@ -320,6 +322,8 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     run = QUICK if args.quick else FULL
+    if not DATA.exists():
+        raise SystemExit(f"{DATA} is missing: the shared data must sit beside the checkout (../shared/data/meridian/)")
     python = meridian_python(args.workdir)
 
     parts = {
