@@ -28,6 +28,7 @@ from mmm_models.equations import (
     lift_effects,
     linear_predictor,
     media_multiplier,
+    mediator_own_terms,
 )
 from mmm_models.fitted import FittedModel
 from mmm_models.transforms import half_life
@@ -364,6 +365,10 @@ def decomposition(model: FittedModel, max_draws: int | None = 1000) -> pd.DataFr
         if model.spec.target.link == "identity":
             baseline = baseline_components(np, evaluator.design.model_data(), params)
             parts.update({name: evaluator.outcome(value) for name, value in baseline.items()})
+            if C.MEDIATOR_COEF in params:  # what each mediator carries that no channel drives
+                own = mediator_own_terms(np, model.layout, evaluator.design.model_data(), params)
+                names = [f"{m.name}_own" for m in model.spec.mediators]
+                parts.update({name: evaluator.outcome(own[..., k]) for k, name in enumerate(names)})
         else:
             parts["baseline"] = evaluator.outcome(mu - terms.sum(axis=-1))
         channel_parts = _channel_contribution_draws(evaluator, params)

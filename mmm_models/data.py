@@ -41,7 +41,9 @@ def validate_market_frame(
     the model masks them out of the likelihood (their spend still feeds the adstock of later weeks).
     """
     target = [] if is_plan else [spec.target.column]
-    columns = [spec.date_column, *target, *spec.channel_names, *(c.name for c in spec.controls)]
+    # a plan may leave out the mediators: the model then uses their expected value
+    mediators = [m.name for m in spec.mediators if not is_plan or m.name in frame.columns]
+    columns = [spec.date_column, *target, *spec.channel_names, *(c.name for c in spec.controls), *mediators]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{market}: missing columns {missing}; found {sorted(map(str, frame.columns))}")
@@ -119,6 +121,7 @@ class ScalingFactors:
     time_origin: str
     time_span_weeks: float
     changepoints: list[float] = field(default_factory=list)
+    mediators: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def compute(cls, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -134,6 +137,7 @@ class ScalingFactors:
                 )
             spend[channel] = largest
         controls = {c.name: float(data[c.name].abs().max()) or 1.0 for c in spec.controls}
+        mediators = {m.name: float(data[m.name].abs().max()) or 1.0 for m in spec.mediators}
         n_changepoints = spec.trend.changepoints if spec.trend.type == "piecewise" else 0
         return cls(
             target=target_scale,
@@ -141,6 +145,7 @@ class ScalingFactors:
             controls=controls,
             **_time_axis(spec, data),
             changepoints=[float(x) for x in np.linspace(0, 0.8, n_changepoints + 2)[1:-1]],
+            mediators=mediators,
         )
 
     def for_window(self, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -152,6 +157,8 @@ class ScalingFactors:
         """Refuse to reuse factors computed for a different set of channels or controls."""
         if set(self.spend) != set(spec.channel_names) or set(self.controls) != {c.name for c in spec.controls}:
             raise DataError("stored scaling factors are for other channels or controls than this spec")
+        if set(self.mediators) != {m.name for m in spec.mediators}:
+            raise DataError("stored scaling factors are for other mediators than this spec")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -177,10 +184,12 @@ class Design:
     effect_scale: np.ndarray  # (channels,) turns a share or ROAS into a coefficient, see equations
     pad: int
     time_basis: dict[str, np.ndarray] = field(default_factory=dict)  # HSGP arrays, see time_varying
+    mediators: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, mediators), NaN: unobserved
 
     def model_data(self) -> dict[str, np.ndarray]:
         """The arrays that change from market to market, by data-container name."""
         return {
+            **({"mediators": self.mediators} if self.mediators.shape[-1] else {}),
             "spend_lags": self.spend_lags,
             "controls": self.controls,
             "events": self.events,
@@ -230,6 +239,11 @@ def build_design(
     for k, control in enumerate(spec.controls):
         controls[pad:, k] = data[control.name].to_numpy(float) / scaling.controls[control.name]
 
+    mediators = np.zeros((pad + weeks, len(spec.mediators)))
+    for k, mediator in enumerate(spec.mediators):
+        raw = data[mediator.name].to_numpy(float) if mediator.name in data else np.full(weeks, np.nan)
+        mediators[pad:, k] = raw / scaling.mediators[mediator.name]
+
     target = np.zeros(pad + weeks)
     raw_target = data[spec.target.column].to_numpy(float) if spec.target.column in data else np.full(weeks, np.nan)
     scaled_target = raw_target / scaling.target
@@ -258,6 +272,7 @@ def build_design(
         mask=mask,
         effect_scale=effect_scale,
         pad=pad,
+        mediators=mediators,
         time_basis=(
             basis(dates, scaling.time_origin, scaling.time_span_weeks, spec.time_varying) if spec.time_varying else {}
         ),

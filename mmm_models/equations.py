@@ -5,6 +5,13 @@ draws (analysis, prediction). Parameters may carry batch axes in front (draws); 
 
     mu_t = intercept + f_0(t) + trend_t + seasonality_t + controls_t + events_t
            + sum_c channel_coef_c * m_c(t) * saturation_c(adstock_c(spend_c))_t
+           + sum_k mediator_coef_k * z_k(t)
+
+``z_k`` is a funnel mediator (e.g. branded search), observed, with its own regression
+``z_k(t) = baseline_k(t) + sum_c mediator_channel_coef_kc * saturation_c(...)_t + noise``. Channel
+terms are reported as total effects: the direct term plus ``mediator_coef_k * mediator_channel_coef_kc
+* saturation_c`` (the part that runs through the mediator); the mediator's own part (baseline and
+noise, times its coefficient) is a separate component, so the terms still add up to mu.
 
 ``f_0`` (a time-varying baseline) and ``m_c`` (a channel's effectiveness multiplier) are optional
 HSGP terms (see ``time_varying``); without them ``f_0 = 0`` and ``m_c = 1``. In a brand model every
@@ -48,6 +55,7 @@ class ChannelLayout:
     adstock: tuple[ChannelGroup, ...]
     saturation: tuple[ChannelGroup, ...]
     multiplier_map: np.ndarray | None = None  # (multipliers, channels) for time-varying channels
+    mediator_map: np.ndarray | None = None  # (mediators, channels): 1 where a channel drives a mediator
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ChannelLayout:
@@ -56,6 +64,7 @@ class ChannelLayout:
             adstock=_groups([c.adstock for c in spec.channels], "adstock"),
             saturation=_groups([c.saturation for c in spec.channels], "saturation"),
             multiplier_map=spec.time_varying.multiplier_map(spec.channel_names) if media else None,
+            mediator_map=spec.mediator_map() if spec.mediators else None,
         )
 
     def group_params(self, params: Mapping[str, Any], group: ChannelGroup) -> dict[str, Any]:
@@ -149,10 +158,53 @@ def latest_log_multiplier(xp: Any, data: Mapping[str, Any], params: Mapping[str,
     return (xp.expand_dims(data["gp_basis_last"], -1) * params[C.MEDIA_GP_COEF]).sum(axis=-2)
 
 
-def channel_contributions(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-    """Each channel's term of mu, (..., weeks, channels), in scaled target units."""
+def indirect_coef(xp: Any, params: Mapping[str, Any]) -> Any:
+    """Each channel's effect through the mediators at full saturation, (..., channels)."""
+    return (xp.expand_dims(params[C.MEDIATOR_COEF], -1) * params[C.MEDIATOR_CHANNEL_COEF]).sum(axis=-2)
+
+
+def channel_effect_parts(
+    xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[Any, Any]:
+    """Each channel's direct term and its term through the mediators, each (..., weeks, channels)."""
     saturated = saturated_spend(xp, layout, data["spend_lags"], params)
-    return saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2) * media_multiplier(xp, layout, data, params)
+    direct = saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2) * media_multiplier(xp, layout, data, params)
+    if C.MEDIATOR_COEF not in params:
+        return direct, xp.zeros_like(direct)
+    return direct, saturated * xp.expand_dims(indirect_coef(xp, params), -2)
+
+
+def channel_contributions(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Each channel's term of mu (its total effect: direct plus through any mediators), (..., weeks,
+    channels), in scaled target units."""
+    direct, indirect = channel_effect_parts(xp, layout, data, params)
+    return direct + indirect
+
+
+def mediator_expected(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Each mediator's expected scaled value, (..., weeks, mediators): its baseline plus the media it is driven by."""
+    saturated = saturated_spend(xp, layout, data["spend_lags"], params)
+    driven = (xp.expand_dims(saturated, -2) * xp.expand_dims(params[C.MEDIATOR_CHANNEL_COEF], -3)).sum(axis=-1)
+    return mediator_baseline(xp, data, params) + driven
+
+
+def mediator_baseline(xp: Any, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """Each mediator's own baseline, (..., weeks, mediators): intercept, trend and seasonality."""
+    out = xp.expand_dims(params[C.MEDIATOR_INTERCEPT], -2) * xp.ones_like(data["mediators"])
+    for feature, coef in (("trend", C.MEDIATOR_TREND_COEF), ("fourier", C.MEDIATOR_FOURIER_COEF)):
+        if coef in params:  # (..., mediators, k) x (weeks, k) -> (..., weeks, mediators)
+            out = out + (xp.expand_dims(data[feature], -2) * xp.expand_dims(params[coef], -3)).sum(axis=-1)
+    return out
+
+
+def mediator_own_terms(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """The part of mu each mediator carries that no channel drives, (..., weeks, mediators):
+    ``mediator_coef x (z - driven)``; weeks where z is not observed (a plan) use its expected value,
+    so there the own part is the mediator's baseline."""
+    expected = mediator_expected(xp, layout, data, params)
+    observed = xp.where(xp.isnan(data["mediators"]), expected, data["mediators"])
+    own = observed - expected + mediator_baseline(xp, data, params)
+    return own * xp.expand_dims(params[C.MEDIATOR_COEF], -2)
 
 
 def linear_predictor(
@@ -161,7 +213,10 @@ def linear_predictor(
     """The linear predictor mu (..., weeks), scaled target or its log under a log link, and the
     channel terms it contains (..., weeks, channels)."""
     terms = channel_contributions(xp, layout, data, params)
-    return sum(baseline_components(xp, data, params).values()) + terms.sum(axis=-1), terms
+    mu = sum(baseline_components(xp, data, params).values()) + terms.sum(axis=-1)
+    if C.MEDIATOR_COEF in params:
+        mu = mu + mediator_own_terms(xp, layout, data, params).sum(axis=-1)
+    return mu, terms
 
 
 def lift_effects(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
@@ -171,6 +226,8 @@ def lift_effects(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params
     base = saturated_spend(xp, layout, data["lift_base_lags"], params)
     basis = {C.GP_BASIS: data[f"lift_{C.GP_BASIS}"]} if f"lift_{C.GP_BASIS}" in data else {}
     effect = xp.expand_dims(params[C.CHANNEL_COEF], -2) * media_multiplier(xp, layout, basis, params)
+    if C.MEDIATOR_COEF in params:  # a test measures the total effect
+        effect = effect + xp.expand_dims(indirect_coef(xp, params), -2)
     difference = (changed - base) * effect  # (..., rows, channels)
     per_test = data["lift_rows"] @ difference  # (..., tests, channels)
     return (per_test * data["lift_channel"]).sum(axis=-1)

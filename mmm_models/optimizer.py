@@ -86,7 +86,8 @@ class ResponseModel:
         draws = model.draws(max_draws)
         layout = model.layout
         # a time-varying channel works at its effectiveness of the last training week
-        keep = {C.CHANNEL_COEF, C.MEDIA_LOG_MULTIPLIER_LATEST} | {
+        # a mediated channel's response is its total effect: direct plus through the mediators
+        keep = {C.CHANNEL_COEF, C.MEDIA_LOG_MULTIPLIER_LATEST, C.MEDIATOR_COEF, C.MEDIATOR_CHANNEL_COEF} | {
             g.variable(p) for g in (*layout.adstock, *layout.saturation) for p in g.transform.param_names
         }
         lags = model.spec.max_l_max - 1

@@ -2,6 +2,8 @@
 
 A market has weekly spend per channel (always-on, flighted or pulsed patterns), geometric adstock,
 logistic saturation, a baseline (level, trend, yearly seasonality, a price control) and Normal noise.
+Optionally some channels work partly through a funnel mediator (branded search queries, the column
+``branded_search``): they lift the mediator, and the mediator lifts the target.
 The truth is returned in business units: contributions per week, ROAS, contribution shares, adstock
 half-lives and half-saturation spend, so a fitted model can be scored on what users read.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +44,11 @@ class SimulationConfig:
     noise: float = 0.04  # noise sd as a fraction of the baseline level
     harmonics: int = 2
     correlated: tuple[str, str] | None = None  # the second channel's spend follows the first's (corr > 0.9)
+    mediated: tuple[str, ...] = ()  # channels that also drive the mediator ``branded_search``
+    mediator_level: float = 20_000.0  # weekly branded queries without media
+    mediator_lift_range: tuple[float, float] = (0.3, 0.8)  # a channel's lift of it at full saturation, x level
+    mediator_share: float = 0.1  # the mediator's baseline level x its effect, as a share of the target baseline
+    mediator_noise: float = 0.05  # the mediator's noise sd as a fraction of its level
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,10 @@ class Truth:
     half_saturation_spend: dict[str, float]
     noise_sd: float
     multiplier: dict[str, np.ndarray] = field(default_factory=dict)  # weekly effectiveness paths, if any
+    # through the mediator (mediated channels only): outcome units at full saturation, and over the window;
+    # ``contributions``, ``roas`` and ``contribution_share`` are total effects (direct + indirect)
+    indirect_coef: dict[str, float] = field(default_factory=dict)
+    indirect_contribution: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,15 @@ def simulate_market(
     contributions = effective * coef
     noise_sd = config.noise * config.baseline_level
     y = baseline + contributions.sum(axis=1) + rng.normal(0, noise_sd, weeks)
+    columns = {"date": dates, "y": y, **dict(zip(names, spend.T, strict=True)), "price_index": price_index}
+    indirect_coef = np.zeros(len(names))
+    if config.mediated:
+        mediator, indirect_coef = _simulate_mediator(config, names, saturated, fourier, rng)
+        y += mediator * config.mediator_share * config.baseline_level / config.mediator_level
+        contributions = contributions + saturated * indirect_coef
+        columns.update(y=y, branded_search=mediator)
 
-    data = pd.DataFrame({"date": dates, "y": y, **dict(zip(names, spend.T, strict=True)), "price_index": price_index})
+    data = pd.DataFrame(columns)
     totals = contributions.sum(axis=0)
     weights = adstock.weights(np, alpha=alpha)
     truth_out = Truth(
@@ -155,8 +174,28 @@ def simulate_market(
         half_saturation_spend=dict(zip(names, LogisticSaturation().half_saturation(lam=lam) * scale, strict=True)),
         noise_sd=noise_sd,
         multiplier={c: paths[:, i] for i, c in enumerate(names) if c in multiplier},
+        indirect_coef={c: float(indirect_coef[i]) for i, c in enumerate(names) if c in config.mediated},
+        indirect_contribution={
+            c: float(indirect_coef[i] * saturated[:, i].sum()) for i, c in enumerate(names) if c in config.mediated
+        },
     )
     return SimulatedMarket(data=data, truth=truth_out, config=config)
+
+
+def _simulate_mediator(
+    config: SimulationConfig, names: list[str], saturated: np.ndarray, fourier: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mediator's weekly series (own seasonal baseline, the mediated channels' lift, noise) and each
+    channel's indirect coefficient: outcome units per unit of saturation that run through the mediator."""
+    unknown = sorted(set(config.mediated) - set(names))
+    if unknown:
+        raise ValueError(f"mediated channels {unknown} are not among the simulated channels {names}")
+    level = config.mediator_level
+    lift = np.array([rng.uniform(*config.mediator_lift_range) if c in config.mediated else 0.0 for c in names])
+    own = level * (1.0 + fourier @ rng.normal(0, 0.05, fourier.shape[1]))
+    mediator = own + level * saturated @ lift + rng.normal(0, config.mediator_noise * level, len(own))
+    effect = config.mediator_share * config.baseline_level / level  # outcome units per query
+    return mediator, effect * level * lift
 
 
 def _fixed_or(fixed: Mapping[str, float] | None, names: list[str], drawn: np.ndarray) -> np.ndarray:
@@ -215,9 +254,23 @@ def simulate_brand(
     return SimulatedBrand(markets=markets, brand_roas=dict(zip(channels, brand_roas.tolist(), strict=True)))
 
 
-def simulation_spec(config: SimulationConfig | None = None, name: str = "simulated") -> ModelSpec:
-    """The model structure that matches the simulator (the structure is known; the values are not)."""
+def simulation_spec(
+    config: SimulationConfig | None = None,
+    name: str = "simulated",
+    mediator: Literal["model", "control", "omit"] = "model",
+) -> ModelSpec:
+    """The model structure that matches the simulator (the structure is known; the values are not).
+
+    With mediated channels, ``mediator`` says what to do with ``branded_search``: model it as a
+    mediator (the matching structure), or, as comparisons, use it as a plain control or leave it out.
+    """
     config = config or SimulationConfig()
+    controls = [{"name": "price_index"}]
+    mediators = []
+    if config.mediated and mediator == "model":
+        mediators = [{"name": "branded_search", "channels": list(config.mediated)}]
+    elif config.mediated and mediator == "control":
+        controls.append({"name": "branded_search"})
     return ModelSpec.from_dict(
         {
             "name": name,
@@ -227,9 +280,10 @@ def simulation_spec(config: SimulationConfig | None = None, name: str = "simulat
                 {"name": c, "adstock": {"type": "geometric", "l_max": config.l_max}, "saturation": {"type": "logistic"}}
                 for c in config.channels
             ],
-            "controls": [{"name": "price_index"}],
+            "controls": controls,
             "seasonality": {"harmonics": config.harmonics},
             "trend": {"type": "linear"},
+            "mediators": mediators,
         }
     )
 
@@ -251,7 +305,8 @@ def truth_response_model(market: SimulatedMarket) -> ResponseModel:
         params={
             adstock.variable("alpha"): np.array([[market.truth.alpha[c] for c in names]]),
             saturation.variable("lam"): np.array([[market.truth.lam[c] for c in names]]),
-            CHANNEL_COEF: np.array([[market.truth.coef[c] for c in names]]),
+            # the true total effect: direct plus through the mediator
+            CHANNEL_COEF: np.array([[market.truth.coef[c] + market.truth.indirect_coef.get(c, 0.0) for c in names]]),
         },
         spend_scale=spend.max(axis=0),
         target_scale=1.0,

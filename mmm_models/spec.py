@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -37,6 +38,9 @@ EFFECT_DEFAULT_PRIORS: dict[str, Prior] = {
     # The channel's effect at full saturation, in units of the scaled target.
     "coefficient": Prior(dist="HalfNormal", params={"sigma": 1}),
 }
+
+
+OPTIONAL_INPUTS = ("mediators",)  # spec fields that are empty unless a spec opts in
 
 
 class _Frozen(BaseModel):
@@ -91,6 +95,24 @@ class EventSpec(_Frozen):
     name: str = Field(min_length=1)
     dates: list[dt.date] = Field(min_length=1)
     prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+
+
+class MediatorSpec(_Frozen):
+    """A funnel mediator: a data column (e.g. branded search queries) that upper-funnel channels drive.
+
+    The mediator gets its own likelihood: its scaled series is a regression on the listed channels'
+    adstocked, saturated media (``channel_prior``: each channel's lift of the mediator at full
+    saturation, in units of the scaled mediator) plus its own baseline (level, trend, seasonality).
+    The target gets ``effect_prior`` x the observed, scaled mediator. A channel's total effect is
+    its direct effect plus the part that runs through the mediator (channel -> mediator -> target).
+    """
+
+    name: str = Field(min_length=1)
+    channels: list[str] = Field(min_length=1)
+    effect_prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+    channel_prior: Prior = Prior(dist="HalfNormal", params={"sigma": 1})
+    baseline_sd: float = Field(default=0.5, gt=0, description="sd of its trend and seasonality coefficients")
+    noise_prior: Prior = Prior(dist="HalfNormal", params={"sigma": 0.25})
 
 
 class SeasonalitySpec(_Frozen):
@@ -166,15 +188,17 @@ class ModelSpec(_Frozen):
     min_weeks: int = Field(default=26, ge=1, description="shortest history a market may be fitted on")
     time_varying: TimeVaryingSpec | None = None
     pooling: PoolingSpec = Field(default_factory=PoolingSpec)
+    mediators: list[MediatorSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_names(self) -> ModelSpec:
         names = [c.name for c in self.channels] + [c.name for c in self.controls] + [e.name for e in self.events]
+        names += [m.name for m in self.mediators]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
         if self.target.column in names or self.date_column in names:
-            raise ValueError("the target and date columns cannot also be channels, controls or events")
+            raise ValueError("the target and date columns cannot also be channels, controls, events or mediators")
         channels = set(self.channel_names)
         listed = [c for m in (self.time_varying.media if self.time_varying else []) for c in m.channels]
         listed += [c for members in self.pooling.channel_groups.values() for c in members]
@@ -198,7 +222,24 @@ class ModelSpec(_Frozen):
             raise ValueError(
                 f"with a log link, channel effects are multiplicative: use effect kind 'coefficient' for {bad}"
             )
+        self._check_mediators()
         return self
+
+    def _check_mediators(self) -> None:
+        for mediator in self.mediators:
+            unknown = sorted(set(mediator.channels) - set(self.channel_names))
+            if unknown:
+                raise ValueError(f"mediator {mediator.name!r} names channels that are not in the spec: {unknown}")
+            if len(set(mediator.channels)) != len(mediator.channels):
+                raise ValueError(f"mediator {mediator.name!r} lists a channel twice")
+        if self.mediators and self.target.link != "identity":
+            raise ValueError("mediators need an identity link: direct and indirect effects then add up")
+
+    def mediator_map(self) -> np.ndarray:
+        """(mediators, channels): 1 where the channel drives the mediator."""
+        return np.array([[float(c in m.channels) for c in self.channel_names] for m in self.mediators]).reshape(
+            len(self.mediators), len(self.channels)
+        )
 
     @property
     def channel_names(self) -> list[str]:
@@ -219,7 +260,9 @@ class ModelSpec(_Frozen):
         part of the key; the spec's name, market data and scaling are not: two brands with the same
         structure share one compilation.
         """
-        shape = self.model_dump(mode="json", exclude={"name"})
+        # inputs added later are left out while unused, so existing specs keep their key
+        unused = {field for field in OPTIONAL_INPUTS if not getattr(self, field)}
+        shape = self.model_dump(mode="json", exclude={"name", *unused})
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
