@@ -186,6 +186,7 @@ def channel_metric_draws(
     evaluator = PosteriorEvaluator(model, max_draws)
     observed = float(np.nansum(model.data[model.spec.target.column].to_numpy(float)[weeks]))  # gaps add nothing
     spend = evaluator.design.spend[weeks].sum(axis=0)
+    spend = np.where([c.organic for c in model.spec.channels], 0.0, spend)  # organic media: no spend, no ROAS
     channels = range(len(model.channel_names))
     contribution = np.stack([-evaluator.counterfactual_contribution(c, weeks, 0.0) for c in channels], axis=1)
     draws = {"contribution": contribution, "contribution_share": contribution / observed}

@@ -35,3 +35,5 @@ MEDIATOR_SIGMA = "mediator_sigma"
 MEDIATOR_LIKELIHOOD = "mediator_likelihood"
 MEDIATOR = "mediator"
 MEDIATOR_LINK = "mediator_link"
+TREATMENT_COEF = "treatment_coef"  # a non-media treatment's effect, per unit of its scaled column
+TREATMENT = "treatment"

@@ -43,7 +43,8 @@ def validate_market_frame(
     target = [] if is_plan else [spec.target.column]
     # a plan may leave out the mediators: the model then uses their expected value
     mediators = [m.name for m in spec.mediators if not is_plan or m.name in frame.columns]
-    columns = [spec.date_column, *target, *spec.channel_names, *(c.name for c in spec.controls), *mediators]
+    inputs = [*spec.channel_names, *(c.name for c in spec.controls), *(t.name for t in spec.treatments)]
+    columns = [spec.date_column, *target, *inputs, *mediators]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{market}: missing columns {missing}; found {sorted(map(str, frame.columns))}")
@@ -122,6 +123,8 @@ class ScalingFactors:
     time_span_weeks: float
     changepoints: list[float] = field(default_factory=list)
     mediators: dict[str, float] = field(default_factory=dict)
+    treatments: dict[str, float] = field(default_factory=dict)
+    treatment_reference: dict[str, float] = field(default_factory=dict)  # the value a contribution is measured from
 
     @classmethod
     def compute(cls, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -138,6 +141,8 @@ class ScalingFactors:
             spend[channel] = largest
         controls = {c.name: float(data[c.name].abs().max()) or 1.0 for c in spec.controls}
         mediators = {m.name: float(data[m.name].abs().max()) or 1.0 for m in spec.mediators}
+        treatments = {t.name: float(data[t.name].abs().max()) or 1.0 for t in spec.treatments}
+        reference = {t.name: float(data[t.name].mean()) if t.reference == "mean" else 0.0 for t in spec.treatments}
         n_changepoints = spec.trend.changepoints if spec.trend.type == "piecewise" else 0
         return cls(
             target=target_scale,
@@ -146,6 +151,8 @@ class ScalingFactors:
             **_time_axis(spec, data),
             changepoints=[float(x) for x in np.linspace(0, 0.8, n_changepoints + 2)[1:-1]],
             mediators=mediators,
+            treatments=treatments,
+            treatment_reference=reference,
         )
 
     def for_window(self, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -159,6 +166,8 @@ class ScalingFactors:
             raise DataError("stored scaling factors are for other channels or controls than this spec")
         if set(self.mediators) != {m.name for m in spec.mediators}:
             raise DataError("stored scaling factors are for other mediators than this spec")
+        if set(self.treatments) != {t.name for t in spec.treatments}:
+            raise DataError("stored scaling factors are for other treatments than this spec")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -185,11 +194,13 @@ class Design:
     pad: int
     time_basis: dict[str, np.ndarray] = field(default_factory=dict)  # HSGP arrays, see time_varying
     mediators: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, mediators), NaN: unobserved
+    treatments: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, treatments), from reference
 
     def model_data(self) -> dict[str, np.ndarray]:
         """The arrays that change from market to market, by data-container name."""
         return {
             **({"mediators": self.mediators} if self.mediators.shape[-1] else {}),
+            **({"treatments": self.treatments} if self.treatments.shape[-1] else {}),
             "spend_lags": self.spend_lags,
             "controls": self.controls,
             "events": self.events,
@@ -244,6 +255,11 @@ def build_design(
         raw = data[mediator.name].to_numpy(float) if mediator.name in data else np.full(weeks, np.nan)
         mediators[pad:, k] = raw / scaling.mediators[mediator.name]
 
+    treatments = np.zeros((pad + weeks, len(spec.treatments)))
+    for k, treatment in enumerate(spec.treatments):
+        shifted = data[treatment.name].to_numpy(float) - scaling.treatment_reference[treatment.name]
+        treatments[pad:, k] = shifted / scaling.treatments[treatment.name]
+
     target = np.zeros(pad + weeks)
     raw_target = data[spec.target.column].to_numpy(float) if spec.target.column in data else np.full(weeks, np.nan)
     scaled_target = raw_target / scaling.target
@@ -273,6 +289,7 @@ def build_design(
         effect_scale=effect_scale,
         pad=pad,
         mediators=mediators,
+        treatments=treatments,
         time_basis=(
             basis(dates, scaling.time_origin, scaling.time_span_weeks, spec.time_varying) if spec.time_varying else {}
         ),

@@ -3,7 +3,7 @@
 ``xp`` is ``pytensor.tensor`` when building the PyMC model and ``numpy`` when evaluating posterior
 draws (analysis, prediction). Parameters may carry batch axes in front (draws); data arrays do not.
 
-    mu_t = intercept + f_0(t) + trend_t + seasonality_t + controls_t + events_t
+    mu_t = intercept + f_0(t) + trend_t + seasonality_t + controls_t + events_t + treatments_t
            + sum_c channel_coef_c * m_c(t) * saturation_c(adstock_c(spend_c))_t
            + sum_k mediator_coef_k * z_k(t)
 
@@ -129,6 +129,7 @@ def baseline_components(xp: Any, data: Mapping[str, Any], params: Mapping[str, A
         ("seasonality", "fourier", C.FOURIER_COEF),
         ("controls", "controls", C.CONTROL_COEF),
         ("events", "events", C.EVENT_COEF),
+        ("treatments", "treatments", C.TREATMENT_COEF),
     ):
         if coef in params:
             components[name] = linear_term(xp, data[feature], params[coef])

@@ -31,6 +31,7 @@ def model_coords(spec: ModelSpec, layout: ChannelLayout, markets: list[str] | No
         C.CHANNEL: spec.channel_names,
         C.CONTROL: [c.name for c in spec.controls],
         C.EVENT: [e.name for e in spec.events],
+        **({C.TREATMENT: [t.name for t in spec.treatments]} if spec.treatments else {}),
         C.FOURIER: [f"{f}_{k}" for k in range(1, spec.seasonality.harmonics + 1) for f in ("sin", "cos")],
         C.TREND_TERM: ["slope"] + [f"changepoint_{k}" for k in range(1, spec.trend.changepoints + 1)],
     }
@@ -58,6 +59,7 @@ def model_data(
         "controls": not spec.controls,
         "events": not spec.events,
         "mediators": not spec.mediators,
+        "treatments": not spec.treatments,
     }
     arrays = {name: value for name, value in design.model_data().items() if not unused.get(name, False)}
     return {**arrays, **(lift.model_data() if lift is not None else {})}
@@ -74,8 +76,8 @@ def build_model(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign 
     """
     layout = ChannelLayout.from_spec(spec)
     markets = design.markets if isinstance(design, BrandDesign) else None
-    if markets is not None and spec.mediators:
-        raise ValueError("mediators are modelled for one market at a time; fit the brand's markets one by one")
+    if markets is not None and (spec.mediators or spec.treatments):
+        raise ValueError("mediators and treatments are modelled for one market at a time; fit markets one by one")
     batch = (C.MARKET,) if markets is not None else ()
     with pm.Model(coords=model_coords(spec, layout, markets)) as model:
         data = {name: pm.Data(name, value) for name, value in model_data(spec, design, lift).items()}
@@ -94,6 +96,9 @@ def build_model(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign 
             )
         if spec.events:
             params[C.EVENT_COEF] = stacked_variable(C.EVENT_COEF, [e.prior for e in spec.events], C.EVENT, batch)
+        if spec.treatments:
+            priors = [t.prior for t in spec.treatments]
+            params[C.TREATMENT_COEF] = stacked_variable(C.TREATMENT_COEF, priors, C.TREATMENT, batch)
         pooled = markets is not None and spec.pooling.transforms == "pooled"
         for group in (*layout.adstock, *layout.saturation):
             for param in group.transform.param_names:

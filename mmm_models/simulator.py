@@ -49,6 +49,8 @@ class SimulationConfig:
     mediator_lift_range: tuple[float, float] = (0.3, 0.8)  # a channel's lift of it at full saturation, x level
     mediator_share: float = 0.1  # the mediator's baseline level x its effect, as a share of the target baseline
     mediator_noise: float = 0.05  # the mediator's noise sd as a fraction of its level
+    organic: tuple[str, ...] = ()  # channels whose column is activity without spend (no ROAS, no budget)
+    promo_lift: float = 0.0  # weeks with the ``promo`` flag lift the target by this fraction of the baseline
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Truth:
     # ``contributions``, ``roas`` and ``contribution_share`` are total effects (direct + indirect)
     indirect_coef: dict[str, float] = field(default_factory=dict)
     indirect_contribution: dict[str, float] = field(default_factory=dict)
+    treatment_contribution: dict[str, float] = field(default_factory=dict)  # over the window, by treatment
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,13 @@ def simulate_market(
         y += mediator * config.mediator_share * config.baseline_level / config.mediator_level
         contributions = contributions + saturated * indirect_coef
         columns.update(y=y, branded_search=mediator)
+    treatment_contribution = {}
+    if config.promo_lift:
+        promo = (rng.uniform(size=weeks) < 0.15).astype(float)
+        lift = config.promo_lift * config.baseline_level * promo
+        y += lift
+        columns.update(y=y, promo=promo)
+        treatment_contribution["promo"] = float(lift.sum())
 
     data = pd.DataFrame(columns)
     totals = contributions.sum(axis=0)
@@ -178,6 +188,7 @@ def simulate_market(
         indirect_contribution={
             c: float(indirect_coef[i] * saturated[:, i].sum()) for i, c in enumerate(names) if c in config.mediated
         },
+        treatment_contribution=treatment_contribution,
     )
     return SimulatedMarket(data=data, truth=truth_out, config=config)
 
@@ -265,7 +276,7 @@ def simulation_spec(
     mediator (the matching structure), or, as comparisons, use it as a plain control or leave it out.
     """
     config = config or SimulationConfig()
-    controls = [{"name": "price_index"}]
+    controls: list[dict[str, str]] = [{"name": "price_index"}]
     mediators = []
     if config.mediated and mediator == "model":
         mediators = [{"name": "branded_search", "channels": list(config.mediated)}]
@@ -277,13 +288,19 @@ def simulation_spec(
             "date_column": "date",
             "target": {"column": "y"},
             "channels": [
-                {"name": c, "adstock": {"type": "geometric", "l_max": config.l_max}, "saturation": {"type": "logistic"}}
+                {
+                    "name": c,
+                    "adstock": {"type": "geometric", "l_max": config.l_max},
+                    "saturation": {"type": "logistic"},
+                    "organic": c in config.organic,
+                }
                 for c in config.channels
             ],
             "controls": controls,
             "seasonality": {"harmonics": config.harmonics},
             "trend": {"type": "linear"},
             "mediators": mediators,
+            "treatments": [{"name": "promo"}] if config.promo_lift else [],
         }
     )
 

@@ -40,7 +40,8 @@ EFFECT_DEFAULT_PRIORS: dict[str, Prior] = {
 }
 
 
-OPTIONAL_INPUTS = ("mediators",)  # spec fields that are empty unless a spec opts in
+OPTIONAL_INPUTS = ("mediators", "treatments")  # spec fields that are empty unless a spec opts in
+OPTIONAL_CHANNEL_FIELDS: dict[str, Any] = {"organic": False}  # channel fields, and their default
 
 
 class _Frozen(BaseModel):
@@ -63,9 +64,15 @@ class ChannelEffect(_Frozen):
 
 
 class ChannelSpec(_Frozen):
-    """One media channel: its spend column, adstock, saturation and effect prior."""
+    """One media channel: its spend column, adstock, saturation and effect prior.
+
+    An ``organic`` channel (email sends, organic social posts) has no spend: its column is its
+    activity. It gets adstock, saturation and a contribution, but no ROAS, and the budget optimiser
+    does not allocate to it.
+    """
 
     name: str = Field(min_length=1)
+    organic: bool = False
     adstock: AdstockSpec = Field(default_factory=GeometricAdstock)
     saturation: SaturationSpec = Field(default_factory=LogisticSaturation)
     effect: ChannelEffect = Field(default_factory=ChannelEffect)
@@ -86,6 +93,21 @@ class ControlSpec(_Frozen):
     """A control variable (a data column, scaled by its largest absolute value) with a learned weight."""
 
     name: str = Field(min_length=1)
+    prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+
+
+class TreatmentSpec(_Frozen):
+    """A non-media treatment (a promotion's depth or flag, a price): a data column whose effect is
+    reported as a contribution, like a channel's, not absorbed into the baseline.
+
+    Its term is linear: ``coef x (x - reference) / scale``, ``scale`` the column's largest absolute
+    value. The contribution is measured against ``reference``: zero (no promotion) or the training
+    window's mean (a price). The prior sets the sign: Normal for either, HalfNormal for a positive
+    effect, a TruncatedNormal with ``upper: 0`` for a negative one.
+    """
+
+    name: str = Field(min_length=1)
+    reference: Literal["zero", "mean"] = "zero"
     prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
 
 
@@ -189,16 +211,17 @@ class ModelSpec(_Frozen):
     time_varying: TimeVaryingSpec | None = None
     pooling: PoolingSpec = Field(default_factory=PoolingSpec)
     mediators: list[MediatorSpec] = Field(default_factory=list)
+    treatments: list[TreatmentSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_names(self) -> ModelSpec:
         names = [c.name for c in self.channels] + [c.name for c in self.controls] + [e.name for e in self.events]
-        names += [m.name for m in self.mediators]
+        names += [m.name for m in self.mediators] + [t.name for t in self.treatments]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
         if self.target.column in names or self.date_column in names:
-            raise ValueError("the target and date columns cannot also be channels, controls, events or mediators")
+            raise ValueError("the target and date columns cannot also be another input (channel, control, ...)")
         channels = set(self.channel_names)
         listed = [c for m in (self.time_varying.media if self.time_varying else []) for c in m.channels]
         listed += [c for members in self.pooling.channel_groups.values() for c in members]
@@ -223,6 +246,9 @@ class ModelSpec(_Frozen):
                 f"with a log link, channel effects are multiplicative: use effect kind 'coefficient' for {bad}"
             )
         self._check_mediators()
+        organic_roas = [c.name for c in self.channels if c.organic and c.effect.kind == "roas"]
+        if organic_roas:
+            raise ValueError(f"organic channels have no spend, so no ROAS prior: {organic_roas}")
         return self
 
     def _check_mediators(self) -> None:
@@ -246,6 +272,11 @@ class ModelSpec(_Frozen):
         return [c.name for c in self.channels]
 
     @property
+    def paid_channels(self) -> list[str]:
+        """Channels with spend: the ones with a ROAS and a budget."""
+        return [c.name for c in self.channels if not c.organic]
+
+    @property
     def max_l_max(self) -> int:
         return max(c.adstock.l_max for c in self.channels)
 
@@ -263,6 +294,10 @@ class ModelSpec(_Frozen):
         # inputs added later are left out while unused, so existing specs keep their key
         unused = {field for field in OPTIONAL_INPUTS if not getattr(self, field)}
         shape = self.model_dump(mode="json", exclude={"name", *unused})
+        for channel in shape["channels"]:
+            for option, default in OPTIONAL_CHANNEL_FIELDS.items():
+                if channel[option] == default:
+                    del channel[option]
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
