@@ -43,7 +43,8 @@ def validate_market_frame(
     target = [] if is_plan else [spec.target.column]
     # a plan may leave out the mediators: the model then uses their expected value
     mediators = [m.name for m in spec.mediators if not is_plan or m.name in frame.columns]
-    inputs = [*spec.channel_names, *(c.name for c in spec.controls), *(t.name for t in spec.treatments)]
+    inputs = [*spec.channel_names, *spec.spend_columns, *(c.name for c in spec.controls)]
+    inputs += [t.name for t in spec.treatments]
     columns = [spec.date_column, *target, *inputs, *mediators]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -74,7 +75,7 @@ def validate_market_frame(
         if len(bad):
             raise DataError(f"{market}: column {column!r} has missing or non-numeric values in weeks {_few(bad)}")
         data[column] = values.astype(float)
-    for channel in spec.channel_names:
+    for channel in [*spec.channel_names, *spec.spend_columns]:
         negative = data.loc[data[channel] < 0, spec.date_column].dt.date
         if len(negative):
             raise DataError(f"{market}: channel {channel!r} has negative spend in weeks {_few(negative)}")
@@ -125,6 +126,7 @@ class ScalingFactors:
     mediators: dict[str, float] = field(default_factory=dict)
     treatments: dict[str, float] = field(default_factory=dict)
     treatment_reference: dict[str, float] = field(default_factory=dict)  # the value a contribution is measured from
+    cost_per_unit: dict[str, float] = field(default_factory=dict)  # money per media unit, channels in media units
 
     @classmethod
     def compute(cls, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -141,6 +143,14 @@ class ScalingFactors:
             spend[channel] = largest
         controls = {c.name: float(data[c.name].abs().max()) or 1.0 for c in spec.controls}
         mediators = {m.name: float(data[m.name].abs().max()) or 1.0 for m in spec.mediators}
+        cost_per_unit = {}
+        for channel in (c for c in spec.channels if c.spend_column):
+            cost = float(data[channel.spend_column].sum())
+            if cost <= 0:
+                raise DataError(
+                    f"channel {channel.name!r}: no spend in {channel.spend_column!r}; it has no cost per unit"
+                )
+            cost_per_unit[channel.name] = cost / float(data[channel.name].sum())
         treatments = {t.name: float(data[t.name].abs().max()) or 1.0 for t in spec.treatments}
         reference = {t.name: float(data[t.name].mean()) if t.reference == "mean" else 0.0 for t in spec.treatments}
         n_changepoints = spec.trend.changepoints if spec.trend.type == "piecewise" else 0
@@ -153,6 +163,7 @@ class ScalingFactors:
             mediators=mediators,
             treatments=treatments,
             treatment_reference=reference,
+            cost_per_unit=cost_per_unit,
         )
 
     def for_window(self, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -166,6 +177,8 @@ class ScalingFactors:
             raise DataError("stored scaling factors are for other channels or controls than this spec")
         if set(self.mediators) != {m.name for m in spec.mediators}:
             raise DataError("stored scaling factors are for other mediators than this spec")
+        if set(self.cost_per_unit) != {c.name for c in spec.channels if c.spend_column}:
+            raise DataError("stored scaling factors are for other channels in media units than this spec")
         if set(self.treatments) != {t.name for t in spec.treatments}:
             raise DataError("stored scaling factors are for other treatments than this spec")
 
@@ -182,7 +195,8 @@ class Design:
     """The arrays the model sees, all scaled; ``pad`` leading rows are padding, never observed."""
 
     dates: np.ndarray  # (weeks,) datetime64[D], padding included
-    spend: np.ndarray  # (weeks, channels) original units
+    spend: np.ndarray  # (weeks, channels) original units: money, or a channel's media units
+    cost: np.ndarray  # (weeks, channels) money: ``spend``, or the spend column of a channel in media units
     spend_lags: np.ndarray  # (weeks, l_max, channels) scaled spend, x[t, l, c] = spend[t - l, c]
     controls: np.ndarray  # (weeks, controls)
     events: np.ndarray  # (weeks, events)
@@ -268,7 +282,11 @@ def build_design(
     mask[pad : pad + weeks - holdout_weeks] = 1.0
     mask[pad:][np.isnan(raw_target) & (np.arange(weeks) < weeks - holdout_weeks)] = 0.0  # gaps, when allowed
     target = np.where(mask > 0, target, 0.0)
-    observed_spend = (mask[:, None] * spend).sum(axis=0)
+    cost = spend.copy()
+    for i, channel in enumerate(spec.channels):
+        if channel.spend_column:
+            cost[pad:, i] = data[channel.spend_column].to_numpy(float)
+    observed_spend = (mask[:, None] * cost).sum(axis=0)
     effect_scale = np.array(
         [
             observed_spend[i] / scaling.target if channel.effect.kind == "roas" else float(target.sum())
@@ -279,6 +297,7 @@ def build_design(
     return Design(
         dates=dates,
         spend=spend,
+        cost=cost,
         spend_lags=spend_lags,
         controls=controls,
         events=event_dummies(spec, dates),

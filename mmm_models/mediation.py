@@ -35,7 +35,7 @@ def mediation_summary(
         indirect.append(evaluator.outcome(i[:, weeks].sum(axis=1)))
     draws = {"direct": np.concatenate(direct), "indirect": np.concatenate(indirect)}
     draws["total"] = draws["direct"] + draws["indirect"]
-    spend = evaluator.design.spend[weeks].sum(axis=0)
+    spend = np.where([c.organic for c in model.spec.channels], 0.0, evaluator.design.cost[weeks].sum(axis=0))
     rows = []
     for part in EFFECT_PARTS:
         contribution = summarise(draws[part], hdi_prob)

@@ -97,7 +97,8 @@ class ResponseModel:
         paid = model.spec.paid_channels
         if not paid:
             raise OptimizationError("every channel is organic: there is no spend to optimise")
-        spend = model.data[paid].to_numpy(float)
+        money = {c.name: c.spend_column or c.name for c in model.spec.channels}  # budgets are in money
+        spend = model.data[[money[c] for c in paid]].to_numpy(float)
         history = np.zeros((lags, len(paid)))
         if lags:
             tail = spend[-lags:]
@@ -106,7 +107,10 @@ class ResponseModel:
             channels=paid,
             layout=layout,
             params={k: v for k, v in draws.items() if k in keep},
-            spend_scale=np.array([model.scaling.spend[c] for c in model.channel_names]),
+            # a channel in media units: money / cost per unit = units, then / the units' scale
+            spend_scale=np.array(
+                [model.scaling.spend[c] * model.scaling.cost_per_unit.get(c, 1.0) for c in model.channel_names]
+            ),
             target_scale=model.scaling.target,
             l_max=model.spec.max_l_max,
             history=history,

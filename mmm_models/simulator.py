@@ -51,6 +51,11 @@ class SimulationConfig:
     mediator_noise: float = 0.05  # the mediator's noise sd as a fraction of its level
     organic: tuple[str, ...] = ()  # channels whose column is activity without spend (no ROAS, no budget)
     promo_lift: float = 0.0  # weeks with the ``promo`` flag lift the target by this fraction of the baseline
+    # channels bought in media units (impressions) at a price that moves week to week: their column is the
+    # impressions, which drive the effect, and ``<channel>_spend`` the money
+    media_units: tuple[str, ...] = ()
+    cost_per_unit: float = 0.01  # mean price of one impression
+    price_sd: float = 0.3  # sd of the log price from week to week
 
 
 @dataclass(frozen=True)
@@ -133,10 +138,14 @@ def simulate_market(
     truth, multiplier = truth or {}, multiplier or {}
     alpha = _fixed_or(truth.get("alpha"), names, rng.uniform(*config.alpha_range, len(names)))
     lam = _fixed_or(truth.get("lam"), names, rng.uniform(*config.lam_range, len(names)))
-    scale = spend.max(axis=0)
+    media = spend.copy()  # what drives the effect: spend, or impressions for channels in media units
+    for i, channel in enumerate(names):
+        if channel in config.media_units:
+            media[:, i] = spend[:, i] / (config.cost_per_unit * rng.lognormal(0, config.price_sd, weeks))
+    scale = media.max(axis=0)
     adstock = GeometricAdstock(l_max=config.l_max)
     saturated = LogisticSaturation().apply(
-        np, adstock.apply(np, lag_tensor(spend / scale, config.l_max), alpha=alpha), lam=lam
+        np, adstock.apply(np, lag_tensor(media / scale, config.l_max), alpha=alpha), lam=lam
     )
 
     t = np.arange(weeks) / max(weeks - 1, 1)
@@ -155,7 +164,8 @@ def simulate_market(
     contributions = effective * coef
     noise_sd = config.noise * config.baseline_level
     y = baseline + contributions.sum(axis=1) + rng.normal(0, noise_sd, weeks)
-    columns = {"date": dates, "y": y, **dict(zip(names, spend.T, strict=True)), "price_index": price_index}
+    columns = {"date": dates, "y": y, **dict(zip(names, media.T, strict=True)), "price_index": price_index}
+    columns.update({f"{c}_spend": spend[:, i] for i, c in enumerate(names) if c in config.media_units})
     indirect_coef = np.zeros(len(names))
     if config.mediated:
         mediator, indirect_coef = _simulate_mediator(config, names, saturated, fourier, rng)
@@ -181,7 +191,9 @@ def simulate_market(
         roas=dict(zip(names, totals / spend.sum(axis=0), strict=True)),
         contribution_share=dict(zip(names, totals / y.sum(), strict=True)),
         adstock_half_life=dict(zip(names, half_life(weights), strict=True)),
-        half_saturation_spend=dict(zip(names, LogisticSaturation().half_saturation(lam=lam) * scale, strict=True)),
+        half_saturation_spend=dict(  # in money: media units at the average price
+            zip(names, LogisticSaturation().half_saturation(lam=lam) * scale * spend.sum(0) / media.sum(0), strict=True)
+        ),
         noise_sd=noise_sd,
         multiplier={c: paths[:, i] for i, c in enumerate(names) if c in multiplier},
         indirect_coef={c: float(indirect_coef[i]) for i, c in enumerate(names) if c in config.mediated},
@@ -293,6 +305,7 @@ def simulation_spec(
                     "adstock": {"type": "geometric", "l_max": config.l_max},
                     "saturation": {"type": "logistic"},
                     "organic": c in config.organic,
+                    "spend_column": f"{c}_spend" if c in config.media_units else None,
                 }
                 for c in config.channels
             ],
@@ -306,13 +319,15 @@ def simulation_spec(
 
 
 def truth_response_model(market: SimulatedMarket) -> ResponseModel:
-    """The optimiser's view of the *true* market: one "draw" holding the true parameters.
+    """The optimiser's view of the *true* market: one "draw" holding the true parameters (a channel in
+    media units at its average price over the history).
 
     Used to score recommendations: a plan's true response is what the market would really deliver.
     """
     config = market.config
     names = list(config.channels)
-    spend = market.data[names].to_numpy(float)
+    spend = market.data[[f"{c}_spend" if c in config.media_units else c for c in names]].to_numpy(float)
+    media = market.data[names].to_numpy(float)
     layout = ChannelLayout.from_spec(simulation_spec(config))
     (adstock,), (saturation,) = layout.adstock, layout.saturation
     lags = config.l_max - 1
@@ -325,7 +340,7 @@ def truth_response_model(market: SimulatedMarket) -> ResponseModel:
             # the true total effect: direct plus through the mediator
             CHANNEL_COEF: np.array([[market.truth.coef[c] + market.truth.indirect_coef.get(c, 0.0) for c in names]]),
         },
-        spend_scale=spend.max(axis=0),
+        spend_scale=media.max(axis=0) * spend.sum(axis=0) / media.sum(axis=0),  # at the average price
         target_scale=1.0,
         l_max=config.l_max,
         history=spend[-lags:] if lags else np.zeros((0, len(names))),

@@ -41,7 +41,7 @@ EFFECT_DEFAULT_PRIORS: dict[str, Prior] = {
 
 
 OPTIONAL_INPUTS = ("mediators", "treatments")  # spec fields that are empty unless a spec opts in
-OPTIONAL_CHANNEL_FIELDS: dict[str, Any] = {"organic": False}  # channel fields, and their default
+OPTIONAL_CHANNEL_FIELDS: dict[str, Any] = {"organic": False, "spend_column": None}  # channel fields, and their default
 
 
 class _Frozen(BaseModel):
@@ -69,10 +69,16 @@ class ChannelSpec(_Frozen):
     An ``organic`` channel (email sends, organic social posts) has no spend: its column is its
     activity. It gets adstock, saturation and a contribution, but no ROAS, and the budget optimiser
     does not allocate to it.
+
+    With ``spend_column``, the channel's own column is its media in its own units (impressions,
+    GRPs, reach x frequency), which is what adstock and saturation act on, and ``spend_column`` holds
+    its spend: ROAS, ROAS priors and the optimiser's budgets stay in money, converted with the
+    channel's cost per unit over the training window.
     """
 
     name: str = Field(min_length=1)
     organic: bool = False
+    spend_column: str | None = Field(default=None, min_length=1)
     adstock: AdstockSpec = Field(default_factory=GeometricAdstock)
     saturation: SaturationSpec = Field(default_factory=LogisticSaturation)
     effect: ChannelEffect = Field(default_factory=ChannelEffect)
@@ -216,7 +222,7 @@ class ModelSpec(_Frozen):
     @model_validator(mode="after")
     def _check_names(self) -> ModelSpec:
         names = [c.name for c in self.channels] + [c.name for c in self.controls] + [e.name for e in self.events]
-        names += [m.name for m in self.mediators] + [t.name for t in self.treatments]
+        names += [m.name for m in self.mediators] + [t.name for t in self.treatments] + self.spend_columns
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
@@ -246,6 +252,9 @@ class ModelSpec(_Frozen):
                 f"with a log link, channel effects are multiplicative: use effect kind 'coefficient' for {bad}"
             )
         self._check_mediators()
+        organic_spend = [c.name for c in self.channels if c.organic and c.spend_column]
+        if organic_spend:
+            raise ValueError(f"organic channels have no spend column: {organic_spend}")
         organic_roas = [c.name for c in self.channels if c.organic and c.effect.kind == "roas"]
         if organic_roas:
             raise ValueError(f"organic channels have no spend, so no ROAS prior: {organic_roas}")
@@ -275,6 +284,11 @@ class ModelSpec(_Frozen):
     def paid_channels(self) -> list[str]:
         """Channels with spend: the ones with a ROAS and a budget."""
         return [c.name for c in self.channels if not c.organic]
+
+    @property
+    def spend_columns(self) -> list[str]:
+        """The spend columns of channels whose own column is in media units."""
+        return [c.spend_column for c in self.channels if c.spend_column]
 
     @property
     def max_l_max(self) -> int:
