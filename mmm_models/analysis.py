@@ -112,7 +112,8 @@ class PosteriorEvaluator:
         return linear_predictor(np, self.model.layout, (design or self.design).model_data(), params)
 
     def channel_terms(self, params: dict[str, np.ndarray], spend_lags: np.ndarray) -> np.ndarray:
-        data = {**self.design.time_basis, "spend_lags": spend_lags}  # weeks of the design's calendar
+        # weeks of the design's calendar (its HSGP basis, its reach and frequency channels' frequency)
+        data = {**self.design.model_data(), "spend_lags": spend_lags}
         return channel_contributions(np, self.model.layout, data, params)
 
     def outcome(self, mu: np.ndarray) -> np.ndarray:

@@ -37,3 +37,5 @@ MEDIATOR = "mediator"
 MEDIATOR_LINK = "mediator_link"
 TREATMENT_COEF = "treatment_coef"  # a non-media treatment's effect, per unit of its scaled column
 TREATMENT = "treatment"
+HALF_FREQUENCY = "half_frequency"  # a reach and frequency channel's frequency at half its per-person response
+RF_CHANNEL = "rf_channel"

@@ -43,7 +43,7 @@ def validate_market_frame(
     target = [] if is_plan else [spec.target.column]
     # a plan may leave out the mediators: the model then uses their expected value
     mediators = [m.name for m in spec.mediators if not is_plan or m.name in frame.columns]
-    inputs = [*spec.channel_names, *spec.spend_columns, *(c.name for c in spec.controls)]
+    inputs = [*spec.channel_names, *spec.spend_columns, *spec.frequency_columns, *(c.name for c in spec.controls)]
     inputs += [t.name for t in spec.treatments]
     columns = [spec.date_column, *target, *inputs, *mediators]
     missing = [c for c in columns if c not in frame.columns]
@@ -75,7 +75,7 @@ def validate_market_frame(
         if len(bad):
             raise DataError(f"{market}: column {column!r} has missing or non-numeric values in weeks {_few(bad)}")
         data[column] = values.astype(float)
-    for channel in [*spec.channel_names, *spec.spend_columns]:
+    for channel in [*spec.channel_names, *spec.spend_columns, *spec.frequency_columns]:
         negative = data.loc[data[channel] < 0, spec.date_column].dt.date
         if len(negative):
             raise DataError(f"{market}: channel {channel!r} has negative spend in weeks {_few(negative)}")
@@ -209,12 +209,14 @@ class Design:
     time_basis: dict[str, np.ndarray] = field(default_factory=dict)  # HSGP arrays, see time_varying
     mediators: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, mediators), NaN: unobserved
     treatments: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, treatments), from reference
+    frequency_lags: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (weeks, l_max, rf channels)
 
     def model_data(self) -> dict[str, np.ndarray]:
         """The arrays that change from market to market, by data-container name."""
         return {
             **({"mediators": self.mediators} if self.mediators.shape[-1] else {}),
             **({"treatments": self.treatments} if self.treatments.shape[-1] else {}),
+            **({"frequency_lags": self.frequency_lags} if self.frequency_lags.shape[-1] else {}),
             "spend_lags": self.spend_lags,
             "controls": self.controls,
             "events": self.events,
@@ -259,6 +261,11 @@ def build_design(
     scaled = spend / np.array([scaling.spend[c] for c in spec.channel_names])
     prior_spend = carry_over_spend(spec, history, first, scaling)
     spend_lags = lag_tensor(np.concatenate([prior_spend, scaled]), spec.max_l_max)[len(prior_spend) :]
+
+    frequency = np.zeros((pad + weeks, len(spec.frequency_columns)))
+    frequency[pad:] = data[spec.frequency_columns].to_numpy(float)
+    prior_frequency = weeks_before(spec, history, first, spec.frequency_columns)
+    frequency_lags = lag_tensor(np.concatenate([prior_frequency, frequency]), spec.max_l_max)[len(prior_frequency) :]
 
     controls = np.zeros((pad + weeks, len(spec.controls)))
     for k, control in enumerate(spec.controls):
@@ -309,6 +316,7 @@ def build_design(
         pad=pad,
         mediators=mediators,
         treatments=treatments,
+        frequency_lags=frequency_lags,
         time_basis=(
             basis(dates, scaling.time_origin, scaling.time_span_weeks, spec.time_varying) if spec.time_varying else {}
         ),
@@ -319,16 +327,23 @@ def carry_over_spend(
     spec: ModelSpec, history: pd.DataFrame | None, first_week: pd.Timestamp, scaling: ScalingFactors
 ) -> np.ndarray:
     """Scaled spend of the ``l_max - 1`` weeks before ``first_week``, by date (absent weeks spend 0)."""
-    lags = spec.max_l_max - 1
-    out = np.zeros((lags, len(spec.channels)))
-    if history is None or not len(history) or not lags:
-        return out
-    by_week = history.set_index(pd.to_datetime(history[spec.date_column]))[spec.channel_names]
     scales = np.array([scaling.spend[c] for c in spec.channel_names])
+    return weeks_before(spec, history, first_week, spec.channel_names) / scales
+
+
+def weeks_before(
+    spec: ModelSpec, history: pd.DataFrame | None, first_week: pd.Timestamp, columns: list[str]
+) -> np.ndarray:
+    """``columns`` in the ``l_max - 1`` weeks before ``first_week``, by date (absent weeks are 0)."""
+    lags = spec.max_l_max - 1
+    out = np.zeros((lags, len(columns)))
+    if history is None or not len(history) or not lags or not columns:
+        return out
+    by_week = history.set_index(pd.to_datetime(history[spec.date_column]))[columns]
     for row in range(lags):
         week = first_week - pd.Timedelta(weeks=lags - row)
         if week in by_week.index:
-            out[row] = by_week.loc[week].to_numpy(float) / scales
+            out[row] = by_week.loc[week].to_numpy(float)
     return out
 
 

@@ -56,6 +56,7 @@ class ChannelLayout:
     saturation: tuple[ChannelGroup, ...]
     multiplier_map: np.ndarray | None = None  # (multipliers, channels) for time-varying channels
     mediator_map: np.ndarray | None = None  # (mediators, channels): 1 where a channel drives a mediator
+    frequency_map: np.ndarray | None = None  # (reach and frequency channels, channels)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ChannelLayout:
@@ -65,10 +66,16 @@ class ChannelLayout:
             saturation=_groups([c.saturation for c in spec.channels], "saturation"),
             multiplier_map=spec.time_varying.multiplier_map(spec.channel_names) if media else None,
             mediator_map=spec.mediator_map() if spec.mediators else None,
+            frequency_map=_selector(spec.reach_frequency_channels, spec.channel_names),
         )
 
     def group_params(self, params: Mapping[str, Any], group: ChannelGroup) -> dict[str, Any]:
         return {p: params[group.variable(p)] for p in group.transform.param_names}
+
+
+def _selector(chosen: list[str], names: list[str]) -> np.ndarray | None:
+    """(chosen, names): 1 where a chosen name sits among ``names``; None when none is chosen."""
+    return np.eye(len(names))[[names.index(c) for c in chosen]] if chosen else None
 
 
 def _groups(transforms: list[Any], kind: str) -> tuple[ChannelGroup, ...]:
@@ -101,6 +108,17 @@ def adstocked_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Map
         for group in layout.adstock
     ]
     return _in_channel_order(xp, parts, layout.adstock)
+
+
+def media_lags(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """The media adstock acts on, (..., weeks, l_max, channels): scaled spend or units; for a reach and
+    frequency channel its scaled reach x ``f / (f + half_frequency)``."""
+    if layout.frequency_map is None:
+        return data["spend_lags"]
+    frequency = data["frequency_lags"]  # (weeks, l_max, rf channels)
+    half = xp.expand_dims(xp.expand_dims(params[C.HALF_FREQUENCY], -2), -2)  # (..., 1, 1, rf channels)
+    response = frequency / xp.maximum(frequency + half, 1e-12)
+    return data["spend_lags"] * (1.0 + (response - 1.0) @ layout.frequency_map)
 
 
 def saturated_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Mapping[str, Any]) -> Any:
@@ -168,7 +186,7 @@ def channel_effect_parts(
     xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]
 ) -> tuple[Any, Any]:
     """Each channel's direct term and its term through the mediators, each (..., weeks, channels)."""
-    saturated = saturated_spend(xp, layout, data["spend_lags"], params)
+    saturated = saturated_spend(xp, layout, media_lags(xp, layout, data, params), params)
     direct = saturated * xp.expand_dims(params[C.CHANNEL_COEF], -2) * media_multiplier(xp, layout, data, params)
     if C.MEDIATOR_COEF not in params:
         return direct, xp.zeros_like(direct)
@@ -184,7 +202,7 @@ def channel_contributions(xp: Any, layout: ChannelLayout, data: Mapping[str, Any
 
 def mediator_expected(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """Each mediator's expected scaled value, (..., weeks, mediators): its baseline plus the media it is driven by."""
-    saturated = saturated_spend(xp, layout, data["spend_lags"], params)
+    saturated = saturated_spend(xp, layout, media_lags(xp, layout, data, params), params)
     driven = (xp.expand_dims(saturated, -2) * xp.expand_dims(params[C.MEDIATOR_CHANNEL_COEF], -3)).sum(axis=-1)
     return mediator_baseline(xp, data, params) + driven
 
@@ -223,6 +241,8 @@ def linear_predictor(
 def lift_effects(xp: Any, layout: ChannelLayout, data: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """Each lift test's modelled lift (..., tests), in scaled target units: the test channel's
     contribution with the spend change minus without it, over the window and its carry-over."""
+    if layout.frequency_map is not None:
+        raise ValueError("lift tests are not supported with reach and frequency channels yet")
     changed = saturated_spend(xp, layout, data["lift_changed_lags"], params)
     base = saturated_spend(xp, layout, data["lift_base_lags"], params)
     basis = {C.GP_BASIS: data[f"lift_{C.GP_BASIS}"]} if f"lift_{C.GP_BASIS}" in data else {}

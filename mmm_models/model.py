@@ -13,6 +13,7 @@ from mmm_models.equations import (
     baseline_components,
     latest_log_multiplier,
     lift_effects,
+    media_lags,
     media_multiplier,
     mediator_expected,
     saturated_spend,
@@ -40,6 +41,8 @@ def model_coords(spec: ModelSpec, layout: ChannelLayout, markets: list[str] | No
     if spec.time_varying is not None:
         coords[C.GP_BASIS] = [f"phi_{j}" for j in range(1, spec.time_varying.basis_functions + 1)]
         coords[C.MEDIA_MULTIPLIER] = [m.label for m in spec.time_varying.media]
+    if spec.reach_frequency_channels:
+        coords[C.RF_CHANNEL] = spec.reach_frequency_channels
     if spec.mediators:
         coords[C.MEDIATOR] = [m.name for m in spec.mediators]
         coords[C.MEDIATOR_LINK] = [f"{c}->{m.name}" for m in spec.mediators for c in m.channels]
@@ -76,8 +79,11 @@ def build_model(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign 
     """
     layout = ChannelLayout.from_spec(spec)
     markets = design.markets if isinstance(design, BrandDesign) else None
-    if markets is not None and (spec.mediators or spec.treatments):
-        raise ValueError("mediators and treatments are modelled for one market at a time; fit markets one by one")
+    if markets is not None and (spec.mediators or spec.treatments or spec.reach_frequency_channels):
+        raise ValueError(
+            "mediators, treatments and reach and frequency channels are modelled for one market at a time; "
+            "fit the brand's markets one by one"
+        )
     batch = (C.MARKET,) if markets is not None else ()
     with pm.Model(coords=model_coords(spec, layout, markets)) as model:
         data = {name: pm.Data(name, value) for name, value in model_data(spec, design, lift).items()}
@@ -112,7 +118,10 @@ def build_model(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign 
         if spec.time_varying is not None:
             params.update(_time_varying_coefficients(spec.time_varying, data, batch))
 
-        saturated = saturated_spend(pt, layout, data["spend_lags"], params)
+        if spec.reach_frequency_channels:
+            priors = [c.reach_frequency.half_frequency_prior for c in spec.channels if c.reach_frequency]
+            params[C.HALF_FREQUENCY] = stacked_variable(C.HALF_FREQUENCY, priors, C.RF_CHANNEL)
+        saturated = saturated_spend(pt, layout, media_lags(pt, layout, data, params), params)
         effect_priors = [c.effect.resolved_prior() for c in spec.channels]
         if markets is None:
             effect = stacked_variable(C.CHANNEL_EFFECT, effect_priors, C.CHANNEL)

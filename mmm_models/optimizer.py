@@ -78,6 +78,8 @@ class ResponseModel:
     # (channels, model channels): where each budgeted channel sits among the model's, which also has organic
     # channels (not budgeted: their activity is the same with and without a plan, so it cancels); None: the same
     selector: np.ndarray | None = None
+    # (reach and frequency channels,): the average frequency their budgets buy reach at; None without any
+    frequency: np.ndarray | None = None
 
     @classmethod
     def from_fitted(cls, model: FittedModel, max_draws: int | None = 1000) -> ResponseModel:
@@ -90,9 +92,13 @@ class ResponseModel:
         layout = model.layout
         # a time-varying channel works at its effectiveness of the last training week
         # a mediated channel's response is its total effect: direct plus through the mediators
-        keep = {C.CHANNEL_COEF, C.MEDIA_LOG_MULTIPLIER_LATEST, C.MEDIATOR_COEF, C.MEDIATOR_CHANNEL_COEF} | {
-            g.variable(p) for g in (*layout.adstock, *layout.saturation) for p in g.transform.param_names
-        }
+        keep = {
+            C.CHANNEL_COEF,
+            C.MEDIA_LOG_MULTIPLIER_LATEST,
+            C.MEDIATOR_COEF,
+            C.MEDIATOR_CHANNEL_COEF,
+            C.HALF_FREQUENCY,
+        } | {g.variable(p) for g in (*layout.adstock, *layout.saturation) for p in g.transform.param_names}
         lags = model.spec.max_l_max - 1
         paid = model.spec.paid_channels
         if not paid:
@@ -115,6 +121,7 @@ class ResponseModel:
             l_max=model.spec.max_l_max,
             history=history,
             selector=np.eye(len(model.channel_names))[[model.channel_names.index(c) for c in paid]],
+            frequency=_training_frequency(model) if model.spec.reach_frequency_channels else None,
         )
 
     def channel_response(self, xp: Any, weekly_spend: Any) -> Any:
@@ -129,7 +136,10 @@ class ResponseModel:
             series = xp.concatenate([on_model_channels(xp.asarray(self.history)), plan, spill], axis=0)
             series = series / self.spend_scale
             lagged = xp.stack([series[lags - lag : series.shape[0] - lag] for lag in range(self.l_max)], axis=1)
-            return channel_contributions(xp, self.layout, {"spend_lags": lagged}, self.params).sum(axis=-2)
+            data = {"spend_lags": lagged}
+            if self.frequency is not None:
+                data["frequency_lags"] = xp.ones((*lagged.shape[:2], len(self.frequency))) * self.frequency
+            return channel_contributions(xp, self.layout, data, self.params).sum(axis=-2)
 
         plan = on_model_channels(weekly_spend)
         response = self.target_scale * (terms(plan) - terms(xp.zeros_like(plan)))
@@ -329,6 +339,18 @@ class BudgetOptimizer:
             uplift_draws=uplift_draws,
             current_roas_draws=current_roas,
         )
+
+
+def average_frequency(reach: np.ndarray, frequency: np.ndarray) -> np.ndarray:
+    """Each reach and frequency channel's frequency over the weeks (rows), weighted by its reach."""
+    return (reach * frequency).sum(axis=0) / np.maximum(reach.sum(axis=0), 1e-12)
+
+
+def _training_frequency(model: FittedModel) -> np.ndarray:
+    data = model.data.iloc[: model.train_weeks]
+    channels = [c for c in model.spec.channels if c.reach_frequency]
+    frequency_columns = [c.reach_frequency.frequency_column for c in channels if c.reach_frequency]
+    return average_frequency(data[[c.name for c in channels]].to_numpy(float), data[frequency_columns].to_numpy(float))
 
 
 def _project_to_budget(u: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -17,11 +17,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mmm_models.constants import CHANNEL_COEF
+from mmm_models.constants import CHANNEL_COEF, HALF_FREQUENCY
 from mmm_models.data import ScalingFactors, fourier_features, lag_tensor
 from mmm_models.equations import ChannelLayout, lift_effects
 from mmm_models.lift import build_lift_design
-from mmm_models.optimizer import ResponseModel
+from mmm_models.optimizer import ResponseModel, average_frequency
 from mmm_models.spec import ModelSpec
 from mmm_models.transforms import GeometricAdstock, LogisticSaturation, half_life
 
@@ -56,6 +56,10 @@ class SimulationConfig:
     media_units: tuple[str, ...] = ()
     cost_per_unit: float = 0.01  # mean price of one impression
     price_sd: float = 0.3  # sd of the log price from week to week
+    # reach and frequency channels: impressions bought as above, shown at a weekly frequency in 1.2..6; the
+    # column is the reach, ``<channel>_frequency`` and ``<channel>_spend`` the rest. Media: reach x f / (f + half)
+    reach_frequency: tuple[str, ...] = ()
+    half_frequency: float = 2.5
 
 
 @dataclass(frozen=True)
@@ -138,14 +142,20 @@ def simulate_market(
     truth, multiplier = truth or {}, multiplier or {}
     alpha = _fixed_or(truth.get("alpha"), names, rng.uniform(*config.alpha_range, len(names)))
     lam = _fixed_or(truth.get("lam"), names, rng.uniform(*config.lam_range, len(names)))
-    media = spend.copy()  # what drives the effect: spend, or impressions for channels in media units
+    media = spend.copy()  # the channel's column: spend, impressions, or reach
+    response = np.ones_like(spend)  # a reach and frequency channel's frequency response
+    frequency = {}
     for i, channel in enumerate(names):
-        if channel in config.media_units:
+        if channel in (*config.media_units, *config.reach_frequency):
             media[:, i] = spend[:, i] / (config.cost_per_unit * rng.lognormal(0, config.price_sd, weeks))
+        if channel in config.reach_frequency:
+            frequency[channel] = rng.uniform(1.2, 6.0, weeks)
+            media[:, i] /= frequency[channel]
+            response[:, i] = frequency[channel] / (frequency[channel] + config.half_frequency)
     scale = media.max(axis=0)
     adstock = GeometricAdstock(l_max=config.l_max)
     saturated = LogisticSaturation().apply(
-        np, adstock.apply(np, lag_tensor(media / scale, config.l_max), alpha=alpha), lam=lam
+        np, adstock.apply(np, lag_tensor(media / scale * response, config.l_max), alpha=alpha), lam=lam
     )
 
     t = np.arange(weeks) / max(weeks - 1, 1)
@@ -165,7 +175,9 @@ def simulate_market(
     noise_sd = config.noise * config.baseline_level
     y = baseline + contributions.sum(axis=1) + rng.normal(0, noise_sd, weeks)
     columns = {"date": dates, "y": y, **dict(zip(names, media.T, strict=True)), "price_index": price_index}
-    columns.update({f"{c}_spend": spend[:, i] for i, c in enumerate(names) if c in config.media_units})
+    priced = (*config.media_units, *config.reach_frequency)
+    columns.update({f"{c}_spend": spend[:, i] for i, c in enumerate(names) if c in priced})
+    columns.update({f"{c}_frequency": f for c, f in frequency.items()})
     indirect_coef = np.zeros(len(names))
     if config.mediated:
         mediator, indirect_coef = _simulate_mediator(config, names, saturated, fourier, rng)
@@ -305,7 +317,8 @@ def simulation_spec(
                     "adstock": {"type": "geometric", "l_max": config.l_max},
                     "saturation": {"type": "logistic"},
                     "organic": c in config.organic,
-                    "spend_column": f"{c}_spend" if c in config.media_units else None,
+                    "spend_column": f"{c}_spend" if c in (*config.media_units, *config.reach_frequency) else None,
+                    "reach_frequency": {"frequency_column": f"{c}_frequency"} if c in config.reach_frequency else None,
                 }
                 for c in config.channels
             ],
@@ -326,11 +339,18 @@ def truth_response_model(market: SimulatedMarket) -> ResponseModel:
     """
     config = market.config
     names = list(config.channels)
-    spend = market.data[[f"{c}_spend" if c in config.media_units else c for c in names]].to_numpy(float)
+    priced = (*config.media_units, *config.reach_frequency)
+    spend = market.data[[f"{c}_spend" if c in priced else c for c in names]].to_numpy(float)
     media = market.data[names].to_numpy(float)
     layout = ChannelLayout.from_spec(simulation_spec(config))
     (adstock,), (saturation,) = layout.adstock, layout.saturation
     lags = config.l_max - 1
+    frequency, half_frequency = None, {}
+    if config.reach_frequency:  # reach is bought at the history's average frequency
+        reach = market.data[list(config.reach_frequency)].to_numpy(float)
+        shown = market.data[[f"{c}_frequency" for c in config.reach_frequency]].to_numpy(float)
+        frequency = average_frequency(reach, shown)
+        half_frequency = {HALF_FREQUENCY: np.full((1, len(config.reach_frequency)), config.half_frequency)}
     return ResponseModel(
         channels=names,
         layout=layout,
@@ -339,11 +359,13 @@ def truth_response_model(market: SimulatedMarket) -> ResponseModel:
             saturation.variable("lam"): np.array([[market.truth.lam[c] for c in names]]),
             # the true total effect: direct plus through the mediator
             CHANNEL_COEF: np.array([[market.truth.coef[c] + market.truth.indirect_coef.get(c, 0.0) for c in names]]),
+            **half_frequency,
         },
         spend_scale=media.max(axis=0) * spend.sum(axis=0) / media.sum(axis=0),  # at the average price
         target_scale=1.0,
         l_max=config.l_max,
         history=spend[-lags:] if lags else np.zeros((0, len(names))),
+        frequency=frequency,
     )
 
 

@@ -41,7 +41,11 @@ EFFECT_DEFAULT_PRIORS: dict[str, Prior] = {
 
 
 OPTIONAL_INPUTS = ("mediators", "treatments")  # spec fields that are empty unless a spec opts in
-OPTIONAL_CHANNEL_FIELDS: dict[str, Any] = {"organic": False, "spend_column": None}  # channel fields, and their default
+OPTIONAL_CHANNEL_FIELDS: dict[str, Any] = {
+    "organic": False,
+    "spend_column": None,
+    "reach_frequency": None,
+}  # channel fields, and their default
 
 
 class _Frozen(BaseModel):
@@ -63,6 +67,19 @@ class ChannelEffect(_Frozen):
         return self.prior or EFFECT_DEFAULT_PRIORS[self.kind]
 
 
+class ReachFrequency(_Frozen):
+    """A reach and frequency channel (as Meridian's R&F channels): the channel's own column is its reach
+    (people reached in the week) and ``frequency_column`` the average exposures per person reached.
+
+    Its media is ``reach x f / (f + half_frequency)``: reach counts in full, frequency with diminishing
+    returns (``half_frequency``: the frequency that gives half of the most a person can yield). Adstock and
+    saturation then act as on any channel. Budgets buy reach at the historical average frequency.
+    """
+
+    frequency_column: str = Field(min_length=1)
+    half_frequency_prior: Prior = Prior(dist="LogNormal", params={"mu": 1.1, "sigma": 0.5})  # median 3
+
+
 class ChannelSpec(_Frozen):
     """One media channel: its spend column, adstock, saturation and effect prior.
 
@@ -79,6 +96,7 @@ class ChannelSpec(_Frozen):
     name: str = Field(min_length=1)
     organic: bool = False
     spend_column: str | None = Field(default=None, min_length=1)
+    reach_frequency: ReachFrequency | None = None
     adstock: AdstockSpec = Field(default_factory=GeometricAdstock)
     saturation: SaturationSpec = Field(default_factory=LogisticSaturation)
     effect: ChannelEffect = Field(default_factory=ChannelEffect)
@@ -223,6 +241,7 @@ class ModelSpec(_Frozen):
     def _check_names(self) -> ModelSpec:
         names = [c.name for c in self.channels] + [c.name for c in self.controls] + [e.name for e in self.events]
         names += [m.name for m in self.mediators] + [t.name for t in self.treatments] + self.spend_columns
+        names += self.frequency_columns
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
@@ -255,6 +274,9 @@ class ModelSpec(_Frozen):
         organic_spend = [c.name for c in self.channels if c.organic and c.spend_column]
         if organic_spend:
             raise ValueError(f"organic channels have no spend column: {organic_spend}")
+        unpriced = [c.name for c in self.channels if c.reach_frequency and not c.spend_column]
+        if unpriced:
+            raise ValueError(f"reach and frequency channels need a spend_column: {unpriced}")
         organic_roas = [c.name for c in self.channels if c.organic and c.effect.kind == "roas"]
         if organic_roas:
             raise ValueError(f"organic channels have no spend, so no ROAS prior: {organic_roas}")
@@ -289,6 +311,15 @@ class ModelSpec(_Frozen):
     def spend_columns(self) -> list[str]:
         """The spend columns of channels whose own column is in media units."""
         return [c.spend_column for c in self.channels if c.spend_column]
+
+    @property
+    def frequency_columns(self) -> list[str]:
+        """The frequency columns of reach and frequency channels."""
+        return [c.reach_frequency.frequency_column for c in self.channels if c.reach_frequency]
+
+    @property
+    def reach_frequency_channels(self) -> list[str]:
+        return [c.name for c in self.channels if c.reach_frequency]
 
     @property
     def max_l_max(self) -> int:
