@@ -28,6 +28,7 @@ from mmm_models.equations import (
     lift_effects,
     linear_predictor,
     media_multiplier,
+    mediator_own_terms,
 )
 from mmm_models.fitted import FittedModel
 from mmm_models.transforms import half_life
@@ -111,7 +112,8 @@ class PosteriorEvaluator:
         return linear_predictor(np, self.model.layout, (design or self.design).model_data(), params)
 
     def channel_terms(self, params: dict[str, np.ndarray], spend_lags: np.ndarray) -> np.ndarray:
-        data = {**self.design.time_basis, "spend_lags": spend_lags}  # weeks of the design's calendar
+        # weeks of the design's calendar (its HSGP basis, its reach and frequency channels' frequency)
+        data = {**self.design.model_data(), "spend_lags": spend_lags}
         return channel_contributions(np, self.model.layout, data, params)
 
     def outcome(self, mu: np.ndarray) -> np.ndarray:
@@ -184,7 +186,8 @@ def channel_metric_draws(
     weeks = period.mask(model)
     evaluator = PosteriorEvaluator(model, max_draws)
     observed = float(np.nansum(model.data[model.spec.target.column].to_numpy(float)[weeks]))  # gaps add nothing
-    spend = evaluator.design.spend[weeks].sum(axis=0)
+    spend = evaluator.design.cost[weeks].sum(axis=0)
+    spend = np.where([c.organic for c in model.spec.channels], 0.0, spend)  # organic media: no spend, no ROAS
     channels = range(len(model.channel_names))
     contribution = np.stack([-evaluator.counterfactual_contribution(c, weeks, 0.0) for c in channels], axis=1)
     draws = {"contribution": contribution, "contribution_share": contribution / observed}
@@ -236,7 +239,7 @@ def widen_channel_metrics(model: FittedModel, metrics: pd.DataFrame, period: Per
     stats = ("mean", "sd", "hdi_low", "hdi_high")
     wide = wide.swaplevel(axis=1)[[(m, s) for m in CHANNEL_METRICS for s in stats]]
     wide.columns = [f"{metric}_{stat}" for metric, stat in wide.columns]
-    wide.insert(0, "spend", model.design().spend[(period or Period()).mask(model)].sum(axis=0))
+    wide.insert(0, "spend", model.design().cost[(period or Period()).mask(model)].sum(axis=0))
     return wide.rename_axis(None).reset_index(names="channel")
 
 
@@ -289,7 +292,8 @@ def business_parameters(model: FittedModel, evaluator: PosteriorEvaluator | None
         half_lives[:, list(group.channels)] = half_life(weights)
     for group in layout.saturation:
         scaled = group.transform.half_saturation(**layout.group_params(params, group))
-        scales = np.array([model.scaling.spend[model.channel_names[i]] for i in group.channels])
+        names = [model.channel_names[i] for i in group.channels]  # in money, for channels in media units too
+        scales = np.array([model.scaling.spend[c] * model.scaling.cost_per_unit.get(c, 1.0) for c in names])
         half_saturation[:, list(group.channels)] = scaled * scales
     return {"adstock_half_life": half_lives, "half_saturation_spend": half_saturation}
 
@@ -312,7 +316,7 @@ def response_curves(
     evaluator = PosteriorEvaluator(model, max_draws)
     rows = []
     for c, name in enumerate(model.channel_names):
-        base_spend = float(evaluator.design.spend[weeks, c].sum())
+        base_spend = float(evaluator.design.cost[weeks, c].sum())
         zero = evaluator.counterfactual_contribution(c, weeks, 0.0)
         curve = np.stack([evaluator.counterfactual_contribution(c, weeks, m) - zero for m in multipliers], 1)
         slope = np.gradient(curve, multipliers * base_spend, axis=1) if base_spend > 0 else np.zeros_like(curve)
@@ -364,6 +368,10 @@ def decomposition(model: FittedModel, max_draws: int | None = 1000) -> pd.DataFr
         if model.spec.target.link == "identity":
             baseline = baseline_components(np, evaluator.design.model_data(), params)
             parts.update({name: evaluator.outcome(value) for name, value in baseline.items()})
+            if C.MEDIATOR_COEF in params:  # what each mediator carries that no channel drives
+                own = mediator_own_terms(np, model.layout, evaluator.design.model_data(), params)
+                names = [f"{m.name}_own" for m in model.spec.mediators]
+                parts.update({name: evaluator.outcome(own[..., k]) for k, name in enumerate(names)})
         else:
             parts["baseline"] = evaluator.outcome(mu - terms.sum(axis=-1))
         channel_parts = _channel_contribution_draws(evaluator, params)

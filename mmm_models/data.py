@@ -41,7 +41,11 @@ def validate_market_frame(
     the model masks them out of the likelihood (their spend still feeds the adstock of later weeks).
     """
     target = [] if is_plan else [spec.target.column]
-    columns = [spec.date_column, *target, *spec.channel_names, *(c.name for c in spec.controls)]
+    # a plan may leave out the mediators: the model then uses their expected value
+    mediators = [m.name for m in spec.mediators if not is_plan or m.name in frame.columns]
+    inputs = [*spec.channel_names, *spec.spend_columns, *spec.frequency_columns, *(c.name for c in spec.controls)]
+    inputs += [t.name for t in spec.treatments]
+    columns = [spec.date_column, *target, *inputs, *mediators]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{market}: missing columns {missing}; found {sorted(map(str, frame.columns))}")
@@ -71,7 +75,7 @@ def validate_market_frame(
         if len(bad):
             raise DataError(f"{market}: column {column!r} has missing or non-numeric values in weeks {_few(bad)}")
         data[column] = values.astype(float)
-    for channel in spec.channel_names:
+    for channel in [*spec.channel_names, *spec.spend_columns, *spec.frequency_columns]:
         negative = data.loc[data[channel] < 0, spec.date_column].dt.date
         if len(negative):
             raise DataError(f"{market}: channel {channel!r} has negative spend in weeks {_few(negative)}")
@@ -119,6 +123,10 @@ class ScalingFactors:
     time_origin: str
     time_span_weeks: float
     changepoints: list[float] = field(default_factory=list)
+    mediators: dict[str, float] = field(default_factory=dict)
+    treatments: dict[str, float] = field(default_factory=dict)
+    treatment_reference: dict[str, float] = field(default_factory=dict)  # the value a contribution is measured from
+    cost_per_unit: dict[str, float] = field(default_factory=dict)  # money per media unit, channels in media units
 
     @classmethod
     def compute(cls, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -134,6 +142,17 @@ class ScalingFactors:
                 )
             spend[channel] = largest
         controls = {c.name: float(data[c.name].abs().max()) or 1.0 for c in spec.controls}
+        mediators = {m.name: float(data[m.name].abs().max()) or 1.0 for m in spec.mediators}
+        cost_per_unit = {}
+        for channel in (c for c in spec.channels if c.spend_column):
+            cost = float(data[channel.spend_column].sum())
+            if cost <= 0:
+                raise DataError(
+                    f"channel {channel.name!r}: no spend in {channel.spend_column!r}; it has no cost per unit"
+                )
+            cost_per_unit[channel.name] = cost / float(data[channel.name].sum())
+        treatments = {t.name: float(data[t.name].abs().max()) or 1.0 for t in spec.treatments}
+        reference = {t.name: float(data[t.name].mean()) if t.reference == "mean" else 0.0 for t in spec.treatments}
         n_changepoints = spec.trend.changepoints if spec.trend.type == "piecewise" else 0
         return cls(
             target=target_scale,
@@ -141,6 +160,10 @@ class ScalingFactors:
             controls=controls,
             **_time_axis(spec, data),
             changepoints=[float(x) for x in np.linspace(0, 0.8, n_changepoints + 2)[1:-1]],
+            mediators=mediators,
+            treatments=treatments,
+            treatment_reference=reference,
+            cost_per_unit=cost_per_unit,
         )
 
     def for_window(self, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -152,6 +175,12 @@ class ScalingFactors:
         """Refuse to reuse factors computed for a different set of channels or controls."""
         if set(self.spend) != set(spec.channel_names) or set(self.controls) != {c.name for c in spec.controls}:
             raise DataError("stored scaling factors are for other channels or controls than this spec")
+        if set(self.mediators) != {m.name for m in spec.mediators}:
+            raise DataError("stored scaling factors are for other mediators than this spec")
+        if set(self.cost_per_unit) != {c.name for c in spec.channels if c.spend_column}:
+            raise DataError("stored scaling factors are for other channels in media units than this spec")
+        if set(self.treatments) != {t.name for t in spec.treatments}:
+            raise DataError("stored scaling factors are for other treatments than this spec")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -166,7 +195,8 @@ class Design:
     """The arrays the model sees, all scaled; ``pad`` leading rows are padding, never observed."""
 
     dates: np.ndarray  # (weeks,) datetime64[D], padding included
-    spend: np.ndarray  # (weeks, channels) original units
+    spend: np.ndarray  # (weeks, channels) original units: money, or a channel's media units
+    cost: np.ndarray  # (weeks, channels) money: ``spend``, or the spend column of a channel in media units
     spend_lags: np.ndarray  # (weeks, l_max, channels) scaled spend, x[t, l, c] = spend[t - l, c]
     controls: np.ndarray  # (weeks, controls)
     events: np.ndarray  # (weeks, events)
@@ -177,10 +207,16 @@ class Design:
     effect_scale: np.ndarray  # (channels,) turns a share or ROAS into a coefficient, see equations
     pad: int
     time_basis: dict[str, np.ndarray] = field(default_factory=dict)  # HSGP arrays, see time_varying
+    mediators: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, mediators), NaN: unobserved
+    treatments: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (weeks, treatments), from reference
+    frequency_lags: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (weeks, l_max, rf channels)
 
     def model_data(self) -> dict[str, np.ndarray]:
         """The arrays that change from market to market, by data-container name."""
         return {
+            **({"mediators": self.mediators} if self.mediators.shape[-1] else {}),
+            **({"treatments": self.treatments} if self.treatments.shape[-1] else {}),
+            **({"frequency_lags": self.frequency_lags} if self.frequency_lags.shape[-1] else {}),
             "spend_lags": self.spend_lags,
             "controls": self.controls,
             "events": self.events,
@@ -226,9 +262,24 @@ def build_design(
     prior_spend = carry_over_spend(spec, history, first, scaling)
     spend_lags = lag_tensor(np.concatenate([prior_spend, scaled]), spec.max_l_max)[len(prior_spend) :]
 
+    frequency = np.zeros((pad + weeks, len(spec.frequency_columns)))
+    frequency[pad:] = data[spec.frequency_columns].to_numpy(float)
+    prior_frequency = weeks_before(spec, history, first, spec.frequency_columns)
+    frequency_lags = lag_tensor(np.concatenate([prior_frequency, frequency]), spec.max_l_max)[len(prior_frequency) :]
+
     controls = np.zeros((pad + weeks, len(spec.controls)))
     for k, control in enumerate(spec.controls):
         controls[pad:, k] = data[control.name].to_numpy(float) / scaling.controls[control.name]
+
+    mediators = np.zeros((pad + weeks, len(spec.mediators)))
+    for k, mediator in enumerate(spec.mediators):
+        raw = data[mediator.name].to_numpy(float) if mediator.name in data else np.full(weeks, np.nan)
+        mediators[pad:, k] = raw / scaling.mediators[mediator.name]
+
+    treatments = np.zeros((pad + weeks, len(spec.treatments)))
+    for k, treatment in enumerate(spec.treatments):
+        shifted = data[treatment.name].to_numpy(float) - scaling.treatment_reference[treatment.name]
+        treatments[pad:, k] = shifted / scaling.treatments[treatment.name]
 
     target = np.zeros(pad + weeks)
     raw_target = data[spec.target.column].to_numpy(float) if spec.target.column in data else np.full(weeks, np.nan)
@@ -238,7 +289,11 @@ def build_design(
     mask[pad : pad + weeks - holdout_weeks] = 1.0
     mask[pad:][np.isnan(raw_target) & (np.arange(weeks) < weeks - holdout_weeks)] = 0.0  # gaps, when allowed
     target = np.where(mask > 0, target, 0.0)
-    observed_spend = (mask[:, None] * spend).sum(axis=0)
+    cost = spend.copy()
+    for i, channel in enumerate(spec.channels):
+        if channel.spend_column:
+            cost[pad:, i] = data[channel.spend_column].to_numpy(float)
+    observed_spend = (mask[:, None] * cost).sum(axis=0)
     effect_scale = np.array(
         [
             observed_spend[i] / scaling.target if channel.effect.kind == "roas" else float(target.sum())
@@ -249,6 +304,7 @@ def build_design(
     return Design(
         dates=dates,
         spend=spend,
+        cost=cost,
         spend_lags=spend_lags,
         controls=controls,
         events=event_dummies(spec, dates),
@@ -258,6 +314,9 @@ def build_design(
         mask=mask,
         effect_scale=effect_scale,
         pad=pad,
+        mediators=mediators,
+        treatments=treatments,
+        frequency_lags=frequency_lags,
         time_basis=(
             basis(dates, scaling.time_origin, scaling.time_span_weeks, spec.time_varying) if spec.time_varying else {}
         ),
@@ -268,16 +327,23 @@ def carry_over_spend(
     spec: ModelSpec, history: pd.DataFrame | None, first_week: pd.Timestamp, scaling: ScalingFactors
 ) -> np.ndarray:
     """Scaled spend of the ``l_max - 1`` weeks before ``first_week``, by date (absent weeks spend 0)."""
-    lags = spec.max_l_max - 1
-    out = np.zeros((lags, len(spec.channels)))
-    if history is None or not len(history) or not lags:
-        return out
-    by_week = history.set_index(pd.to_datetime(history[spec.date_column]))[spec.channel_names]
     scales = np.array([scaling.spend[c] for c in spec.channel_names])
+    return weeks_before(spec, history, first_week, spec.channel_names) / scales
+
+
+def weeks_before(
+    spec: ModelSpec, history: pd.DataFrame | None, first_week: pd.Timestamp, columns: list[str]
+) -> np.ndarray:
+    """``columns`` in the ``l_max - 1`` weeks before ``first_week``, by date (absent weeks are 0)."""
+    lags = spec.max_l_max - 1
+    out = np.zeros((lags, len(columns)))
+    if history is None or not len(history) or not lags or not columns:
+        return out
+    by_week = history.set_index(pd.to_datetime(history[spec.date_column]))[columns]
     for row in range(lags):
         week = first_week - pd.Timedelta(weeks=lags - row)
         if week in by_week.index:
-            out[row] = by_week.loc[week].to_numpy(float) / scales
+            out[row] = by_week.loc[week].to_numpy(float)
     return out
 
 

@@ -71,10 +71,15 @@ class ResponseModel:
     channels: list[str]
     layout: ChannelLayout
     params: Mapping[str, np.ndarray]  # posterior draws (draws, ...) of the media parameters
-    spend_scale: np.ndarray  # (channels,) spend is divided by this before adstock
+    spend_scale: np.ndarray  # (model channels,) spend is divided by this before adstock
     target_scale: float
     l_max: int
     history: np.ndarray  # (l_max - 1, channels) spend of the weeks just before the horizon
+    # (channels, model channels): where each budgeted channel sits among the model's, which also has organic
+    # channels (not budgeted: their activity is the same with and without a plan, so it cancels); None: the same
+    selector: np.ndarray | None = None
+    # (reach and frequency channels,): the average frequency their budgets buy reach at; None without any
+    frequency: np.ndarray | None = None
 
     @classmethod
     def from_fitted(cls, model: FittedModel, max_draws: int | None = 1000) -> ResponseModel:
@@ -86,36 +91,59 @@ class ResponseModel:
         draws = model.draws(max_draws)
         layout = model.layout
         # a time-varying channel works at its effectiveness of the last training week
-        keep = {C.CHANNEL_COEF, C.MEDIA_LOG_MULTIPLIER_LATEST} | {
-            g.variable(p) for g in (*layout.adstock, *layout.saturation) for p in g.transform.param_names
-        }
+        # a mediated channel's response is its total effect: direct plus through the mediators
+        keep = {
+            C.CHANNEL_COEF,
+            C.MEDIA_LOG_MULTIPLIER_LATEST,
+            C.MEDIATOR_COEF,
+            C.MEDIATOR_CHANNEL_COEF,
+            C.HALF_FREQUENCY,
+        } | {g.variable(p) for g in (*layout.adstock, *layout.saturation) for p in g.transform.param_names}
         lags = model.spec.max_l_max - 1
-        spend = model.data[model.channel_names].to_numpy(float)
-        history = np.zeros((lags, len(model.channel_names)))
+        paid = model.spec.paid_channels
+        if not paid:
+            raise OptimizationError("every channel is organic: there is no spend to optimise")
+        money = {c.name: c.spend_column or c.name for c in model.spec.channels}  # budgets are in money
+        spend = model.data[[money[c] for c in paid]].to_numpy(float)
+        history = np.zeros((lags, len(paid)))
         if lags:
             tail = spend[-lags:]
             history[lags - len(tail) :] = tail
         return cls(
-            channels=model.channel_names,
+            channels=paid,
             layout=layout,
             params={k: v for k, v in draws.items() if k in keep},
-            spend_scale=np.array([model.scaling.spend[c] for c in model.channel_names]),
+            # a channel in media units: money / cost per unit = units, then / the units' scale
+            spend_scale=np.array(
+                [model.scaling.spend[c] * model.scaling.cost_per_unit.get(c, 1.0) for c in model.channel_names]
+            ),
             target_scale=model.scaling.target,
             l_max=model.spec.max_l_max,
             history=history,
+            selector=np.eye(len(model.channel_names))[[model.channel_names.index(c) for c in paid]],
+            frequency=_training_frequency(model) if model.spec.reach_frequency_channels else None,
         )
 
     def channel_response(self, xp: Any, weekly_spend: Any) -> Any:
         """Incremental outcome per draw and channel (draws, channels) of ``weekly_spend`` (weeks, channels)."""
         lags = self.l_max - 1
-        spill = xp.zeros((lags, len(self.channels)))
+        spill = xp.zeros((lags, len(self.spend_scale)))
+
+        def on_model_channels(values: Any) -> Any:
+            return values if self.selector is None else values @ self.selector
 
         def terms(plan: Any) -> Any:
-            series = xp.concatenate([xp.asarray(self.history), plan, spill], axis=0) / self.spend_scale
+            series = xp.concatenate([on_model_channels(xp.asarray(self.history)), plan, spill], axis=0)
+            series = series / self.spend_scale
             lagged = xp.stack([series[lags - lag : series.shape[0] - lag] for lag in range(self.l_max)], axis=1)
-            return channel_contributions(xp, self.layout, {"spend_lags": lagged}, self.params).sum(axis=-2)
+            data = {"spend_lags": lagged}
+            if self.frequency is not None:
+                data["frequency_lags"] = xp.ones((*lagged.shape[:2], len(self.frequency))) * self.frequency
+            return channel_contributions(xp, self.layout, data, self.params).sum(axis=-2)
 
-        return self.target_scale * (terms(weekly_spend) - terms(xp.zeros_like(weekly_spend)))
+        plan = on_model_channels(weekly_spend)
+        response = self.target_scale * (terms(plan) - terms(xp.zeros_like(plan)))
+        return response if self.selector is None else response @ self.selector.T
 
     def period_response(self, totals: np.ndarray, horizon_weeks: int) -> np.ndarray:
         """Incremental outcome per draw, spend level and channel, (draws, levels, channels), of spending each
@@ -311,6 +339,18 @@ class BudgetOptimizer:
             uplift_draws=uplift_draws,
             current_roas_draws=current_roas,
         )
+
+
+def average_frequency(reach: np.ndarray, frequency: np.ndarray) -> np.ndarray:
+    """Each reach and frequency channel's frequency over the weeks (rows), weighted by its reach."""
+    return (reach * frequency).sum(axis=0) / np.maximum(reach.sum(axis=0), 1e-12)
+
+
+def _training_frequency(model: FittedModel) -> np.ndarray:
+    data = model.data.iloc[: model.train_weeks]
+    channels = [c for c in model.spec.channels if c.reach_frequency]
+    frequency_columns = [c.reach_frequency.frequency_column for c in channels if c.reach_frequency]
+    return average_frequency(data[[c.name for c in channels]].to_numpy(float), data[frequency_columns].to_numpy(float))
 
 
 def _project_to_budget(u: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

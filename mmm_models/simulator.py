@@ -2,6 +2,8 @@
 
 A market has weekly spend per channel (always-on, flighted or pulsed patterns), geometric adstock,
 logistic saturation, a baseline (level, trend, yearly seasonality, a price control) and Normal noise.
+Optionally some channels work partly through a funnel mediator (branded search queries, the column
+``branded_search``): they lift the mediator, and the mediator lifts the target.
 The truth is returned in business units: contributions per week, ROAS, contribution shares, adstock
 half-lives and half-saturation spend, so a fitted model can be scored on what users read.
 """
@@ -10,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from mmm_models.constants import CHANNEL_COEF
+from mmm_models.constants import CHANNEL_COEF, HALF_FREQUENCY
 from mmm_models.data import ScalingFactors, fourier_features, lag_tensor
 from mmm_models.equations import ChannelLayout, lift_effects
 from mmm_models.lift import build_lift_design
-from mmm_models.optimizer import ResponseModel
+from mmm_models.optimizer import ResponseModel, average_frequency
 from mmm_models.spec import ModelSpec
 from mmm_models.transforms import GeometricAdstock, LogisticSaturation, half_life
 
@@ -41,6 +44,22 @@ class SimulationConfig:
     noise: float = 0.04  # noise sd as a fraction of the baseline level
     harmonics: int = 2
     correlated: tuple[str, str] | None = None  # the second channel's spend follows the first's (corr > 0.9)
+    mediated: tuple[str, ...] = ()  # channels that also drive the mediator ``branded_search``
+    mediator_level: float = 20_000.0  # weekly branded queries without media
+    mediator_lift_range: tuple[float, float] = (0.3, 0.8)  # a channel's lift of it at full saturation, x level
+    mediator_share: float = 0.1  # the mediator's baseline level x its effect, as a share of the target baseline
+    mediator_noise: float = 0.05  # the mediator's noise sd as a fraction of its level
+    organic: tuple[str, ...] = ()  # channels whose column is activity without spend (no ROAS, no budget)
+    promo_lift: float = 0.0  # weeks with the ``promo`` flag lift the target by this fraction of the baseline
+    # channels bought in media units (impressions) at a price that moves week to week: their column is the
+    # impressions, which drive the effect, and ``<channel>_spend`` the money
+    media_units: tuple[str, ...] = ()
+    cost_per_unit: float = 0.01  # mean price of one impression
+    price_sd: float = 0.3  # sd of the log price from week to week
+    # reach and frequency channels: impressions bought as above, shown at a weekly frequency in 1.2..6; the
+    # column is the reach, ``<channel>_frequency`` and ``<channel>_spend`` the rest. Media: reach x f / (f + half)
+    reach_frequency: tuple[str, ...] = ()
+    half_frequency: float = 2.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,11 @@ class Truth:
     half_saturation_spend: dict[str, float]
     noise_sd: float
     multiplier: dict[str, np.ndarray] = field(default_factory=dict)  # weekly effectiveness paths, if any
+    # through the mediator (mediated channels only): outcome units at full saturation, and over the window;
+    # ``contributions``, ``roas`` and ``contribution_share`` are total effects (direct + indirect)
+    indirect_coef: dict[str, float] = field(default_factory=dict)
+    indirect_contribution: dict[str, float] = field(default_factory=dict)
+    treatment_contribution: dict[str, float] = field(default_factory=dict)  # over the window, by treatment
 
 
 @dataclass(frozen=True)
@@ -118,10 +142,20 @@ def simulate_market(
     truth, multiplier = truth or {}, multiplier or {}
     alpha = _fixed_or(truth.get("alpha"), names, rng.uniform(*config.alpha_range, len(names)))
     lam = _fixed_or(truth.get("lam"), names, rng.uniform(*config.lam_range, len(names)))
-    scale = spend.max(axis=0)
+    media = spend.copy()  # the channel's column: spend, impressions, or reach
+    response = np.ones_like(spend)  # a reach and frequency channel's frequency response
+    frequency = {}
+    for i, channel in enumerate(names):
+        if channel in (*config.media_units, *config.reach_frequency):
+            media[:, i] = spend[:, i] / (config.cost_per_unit * rng.lognormal(0, config.price_sd, weeks))
+        if channel in config.reach_frequency:
+            frequency[channel] = rng.uniform(1.2, 6.0, weeks)
+            media[:, i] /= frequency[channel]
+            response[:, i] = frequency[channel] / (frequency[channel] + config.half_frequency)
+    scale = media.max(axis=0)
     adstock = GeometricAdstock(l_max=config.l_max)
     saturated = LogisticSaturation().apply(
-        np, adstock.apply(np, lag_tensor(spend / scale, config.l_max), alpha=alpha), lam=lam
+        np, adstock.apply(np, lag_tensor(media / scale * response, config.l_max), alpha=alpha), lam=lam
     )
 
     t = np.arange(weeks) / max(weeks - 1, 1)
@@ -140,8 +174,25 @@ def simulate_market(
     contributions = effective * coef
     noise_sd = config.noise * config.baseline_level
     y = baseline + contributions.sum(axis=1) + rng.normal(0, noise_sd, weeks)
+    columns = {"date": dates, "y": y, **dict(zip(names, media.T, strict=True)), "price_index": price_index}
+    priced = (*config.media_units, *config.reach_frequency)
+    columns.update({f"{c}_spend": spend[:, i] for i, c in enumerate(names) if c in priced})
+    columns.update({f"{c}_frequency": f for c, f in frequency.items()})
+    indirect_coef = np.zeros(len(names))
+    if config.mediated:
+        mediator, indirect_coef = _simulate_mediator(config, names, saturated, fourier, rng)
+        y += mediator * config.mediator_share * config.baseline_level / config.mediator_level
+        contributions = contributions + saturated * indirect_coef
+        columns.update(y=y, branded_search=mediator)
+    treatment_contribution = {}
+    if config.promo_lift:
+        promo = (rng.uniform(size=weeks) < 0.15).astype(float)
+        lift = config.promo_lift * config.baseline_level * promo
+        y += lift
+        columns.update(y=y, promo=promo)
+        treatment_contribution["promo"] = float(lift.sum())
 
-    data = pd.DataFrame({"date": dates, "y": y, **dict(zip(names, spend.T, strict=True)), "price_index": price_index})
+    data = pd.DataFrame(columns)
     totals = contributions.sum(axis=0)
     weights = adstock.weights(np, alpha=alpha)
     truth_out = Truth(
@@ -152,11 +203,34 @@ def simulate_market(
         roas=dict(zip(names, totals / spend.sum(axis=0), strict=True)),
         contribution_share=dict(zip(names, totals / y.sum(), strict=True)),
         adstock_half_life=dict(zip(names, half_life(weights), strict=True)),
-        half_saturation_spend=dict(zip(names, LogisticSaturation().half_saturation(lam=lam) * scale, strict=True)),
+        half_saturation_spend=dict(  # in money: media units at the average price
+            zip(names, LogisticSaturation().half_saturation(lam=lam) * scale * spend.sum(0) / media.sum(0), strict=True)
+        ),
         noise_sd=noise_sd,
         multiplier={c: paths[:, i] for i, c in enumerate(names) if c in multiplier},
+        indirect_coef={c: float(indirect_coef[i]) for i, c in enumerate(names) if c in config.mediated},
+        indirect_contribution={
+            c: float(indirect_coef[i] * saturated[:, i].sum()) for i, c in enumerate(names) if c in config.mediated
+        },
+        treatment_contribution=treatment_contribution,
     )
     return SimulatedMarket(data=data, truth=truth_out, config=config)
+
+
+def _simulate_mediator(
+    config: SimulationConfig, names: list[str], saturated: np.ndarray, fourier: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mediator's weekly series (own seasonal baseline, the mediated channels' lift, noise) and each
+    channel's indirect coefficient: outcome units per unit of saturation that run through the mediator."""
+    unknown = sorted(set(config.mediated) - set(names))
+    if unknown:
+        raise ValueError(f"mediated channels {unknown} are not among the simulated channels {names}")
+    level = config.mediator_level
+    lift = np.array([rng.uniform(*config.mediator_lift_range) if c in config.mediated else 0.0 for c in names])
+    own = level * (1.0 + fourier @ rng.normal(0, 0.05, fourier.shape[1]))
+    mediator = own + level * saturated @ lift + rng.normal(0, config.mediator_noise * level, len(own))
+    effect = config.mediator_share * config.baseline_level / level  # outcome units per query
+    return mediator, effect * level * lift
 
 
 def _fixed_or(fixed: Mapping[str, float] | None, names: list[str], drawn: np.ndarray) -> np.ndarray:
@@ -215,48 +289,83 @@ def simulate_brand(
     return SimulatedBrand(markets=markets, brand_roas=dict(zip(channels, brand_roas.tolist(), strict=True)))
 
 
-def simulation_spec(config: SimulationConfig | None = None, name: str = "simulated") -> ModelSpec:
-    """The model structure that matches the simulator (the structure is known; the values are not)."""
+def simulation_spec(
+    config: SimulationConfig | None = None,
+    name: str = "simulated",
+    mediator: Literal["model", "control", "omit"] = "model",
+) -> ModelSpec:
+    """The model structure that matches the simulator (the structure is known; the values are not).
+
+    With mediated channels, ``mediator`` says what to do with ``branded_search``: model it as a
+    mediator (the matching structure), or, as comparisons, use it as a plain control or leave it out.
+    """
     config = config or SimulationConfig()
+    controls: list[dict[str, str]] = [{"name": "price_index"}]
+    mediators = []
+    if config.mediated and mediator == "model":
+        mediators = [{"name": "branded_search", "channels": list(config.mediated)}]
+    elif config.mediated and mediator == "control":
+        controls.append({"name": "branded_search"})
     return ModelSpec.from_dict(
         {
             "name": name,
             "date_column": "date",
             "target": {"column": "y"},
             "channels": [
-                {"name": c, "adstock": {"type": "geometric", "l_max": config.l_max}, "saturation": {"type": "logistic"}}
+                {
+                    "name": c,
+                    "adstock": {"type": "geometric", "l_max": config.l_max},
+                    "saturation": {"type": "logistic"},
+                    "organic": c in config.organic,
+                    "spend_column": f"{c}_spend" if c in (*config.media_units, *config.reach_frequency) else None,
+                    "reach_frequency": {"frequency_column": f"{c}_frequency"} if c in config.reach_frequency else None,
+                }
                 for c in config.channels
             ],
-            "controls": [{"name": "price_index"}],
+            "controls": controls,
             "seasonality": {"harmonics": config.harmonics},
             "trend": {"type": "linear"},
+            "mediators": mediators,
+            "treatments": [{"name": "promo"}] if config.promo_lift else [],
         }
     )
 
 
 def truth_response_model(market: SimulatedMarket) -> ResponseModel:
-    """The optimiser's view of the *true* market: one "draw" holding the true parameters.
+    """The optimiser's view of the *true* market: one "draw" holding the true parameters (a channel in
+    media units at its average price over the history).
 
     Used to score recommendations: a plan's true response is what the market would really deliver.
     """
     config = market.config
     names = list(config.channels)
-    spend = market.data[names].to_numpy(float)
+    priced = (*config.media_units, *config.reach_frequency)
+    spend = market.data[[f"{c}_spend" if c in priced else c for c in names]].to_numpy(float)
+    media = market.data[names].to_numpy(float)
     layout = ChannelLayout.from_spec(simulation_spec(config))
     (adstock,), (saturation,) = layout.adstock, layout.saturation
     lags = config.l_max - 1
+    frequency, half_frequency = None, {}
+    if config.reach_frequency:  # reach is bought at the history's average frequency
+        reach = market.data[list(config.reach_frequency)].to_numpy(float)
+        shown = market.data[[f"{c}_frequency" for c in config.reach_frequency]].to_numpy(float)
+        frequency = average_frequency(reach, shown)
+        half_frequency = {HALF_FREQUENCY: np.full((1, len(config.reach_frequency)), config.half_frequency)}
     return ResponseModel(
         channels=names,
         layout=layout,
         params={
             adstock.variable("alpha"): np.array([[market.truth.alpha[c] for c in names]]),
             saturation.variable("lam"): np.array([[market.truth.lam[c] for c in names]]),
-            CHANNEL_COEF: np.array([[market.truth.coef[c] for c in names]]),
+            # the true total effect: direct plus through the mediator
+            CHANNEL_COEF: np.array([[market.truth.coef[c] + market.truth.indirect_coef.get(c, 0.0) for c in names]]),
+            **half_frequency,
         },
-        spend_scale=spend.max(axis=0),
+        spend_scale=media.max(axis=0) * spend.sum(axis=0) / media.sum(axis=0),  # at the average price
         target_scale=1.0,
         l_max=config.l_max,
         history=spend[-lags:] if lags else np.zeros((0, len(names))),
+        frequency=frequency,
     )
 
 

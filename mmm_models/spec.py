@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -39,6 +40,14 @@ EFFECT_DEFAULT_PRIORS: dict[str, Prior] = {
 }
 
 
+OPTIONAL_INPUTS = ("mediators", "treatments")  # spec fields that are empty unless a spec opts in
+OPTIONAL_CHANNEL_FIELDS: dict[str, Any] = {
+    "organic": False,
+    "spend_column": None,
+    "reach_frequency": None,
+}  # channel fields, and their default
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -58,10 +67,36 @@ class ChannelEffect(_Frozen):
         return self.prior or EFFECT_DEFAULT_PRIORS[self.kind]
 
 
+class ReachFrequency(_Frozen):
+    """A reach and frequency channel (as Meridian's R&F channels): the channel's own column is its reach
+    (people reached in the week) and ``frequency_column`` the average exposures per person reached.
+
+    Its media is ``reach x f / (f + half_frequency)``: reach counts in full, frequency with diminishing
+    returns (``half_frequency``: the frequency that gives half of the most a person can yield). Adstock and
+    saturation then act as on any channel. Budgets buy reach at the historical average frequency.
+    """
+
+    frequency_column: str = Field(min_length=1)
+    half_frequency_prior: Prior = Prior(dist="LogNormal", params={"mu": 1.1, "sigma": 0.5})  # median 3
+
+
 class ChannelSpec(_Frozen):
-    """One media channel: its spend column, adstock, saturation and effect prior."""
+    """One media channel: its spend column, adstock, saturation and effect prior.
+
+    An ``organic`` channel (email sends, organic social posts) has no spend: its column is its
+    activity. It gets adstock, saturation and a contribution, but no ROAS, and the budget optimiser
+    does not allocate to it.
+
+    With ``spend_column``, the channel's own column is its media in its own units (impressions,
+    GRPs, reach x frequency), which is what adstock and saturation act on, and ``spend_column`` holds
+    its spend: ROAS, ROAS priors and the optimiser's budgets stay in money, converted with the
+    channel's cost per unit over the training window.
+    """
 
     name: str = Field(min_length=1)
+    organic: bool = False
+    spend_column: str | None = Field(default=None, min_length=1)
+    reach_frequency: ReachFrequency | None = None
     adstock: AdstockSpec = Field(default_factory=GeometricAdstock)
     saturation: SaturationSpec = Field(default_factory=LogisticSaturation)
     effect: ChannelEffect = Field(default_factory=ChannelEffect)
@@ -85,12 +120,45 @@ class ControlSpec(_Frozen):
     prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
 
 
+class TreatmentSpec(_Frozen):
+    """A non-media treatment (a promotion's depth or flag, a price): a data column whose effect is
+    reported as a contribution, like a channel's, not absorbed into the baseline.
+
+    Its term is linear: ``coef x (x - reference) / scale``, ``scale`` the column's largest absolute
+    value. The contribution is measured against ``reference``: zero (no promotion) or the training
+    window's mean (a price). The prior sets the sign: Normal for either, HalfNormal for a positive
+    effect, a TruncatedNormal with ``upper: 0`` for a negative one.
+    """
+
+    name: str = Field(min_length=1)
+    reference: Literal["zero", "mean"] = "zero"
+    prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+
+
 class EventSpec(_Frozen):
     """A one-off or recurring event: the weeks containing ``dates`` get a dummy with a learned weight."""
 
     name: str = Field(min_length=1)
     dates: list[dt.date] = Field(min_length=1)
     prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+
+
+class MediatorSpec(_Frozen):
+    """A funnel mediator: a data column (e.g. branded search queries) that upper-funnel channels drive.
+
+    The mediator gets its own likelihood: its scaled series is a regression on the listed channels'
+    adstocked, saturated media (``channel_prior``: each channel's lift of the mediator at full
+    saturation, in units of the scaled mediator) plus its own baseline (level, trend, seasonality).
+    The target gets ``effect_prior`` x the observed, scaled mediator. A channel's total effect is
+    its direct effect plus the part that runs through the mediator (channel -> mediator -> target).
+    """
+
+    name: str = Field(min_length=1)
+    channels: list[str] = Field(min_length=1)
+    effect_prior: Prior = Prior(dist="Normal", params={"mu": 0, "sigma": 1})
+    channel_prior: Prior = Prior(dist="HalfNormal", params={"sigma": 1})
+    baseline_sd: float = Field(default=0.5, gt=0, description="sd of its trend and seasonality coefficients")
+    noise_prior: Prior = Prior(dist="HalfNormal", params={"sigma": 0.25})
 
 
 class SeasonalitySpec(_Frozen):
@@ -166,15 +234,19 @@ class ModelSpec(_Frozen):
     min_weeks: int = Field(default=26, ge=1, description="shortest history a market may be fitted on")
     time_varying: TimeVaryingSpec | None = None
     pooling: PoolingSpec = Field(default_factory=PoolingSpec)
+    mediators: list[MediatorSpec] = Field(default_factory=list)
+    treatments: list[TreatmentSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_names(self) -> ModelSpec:
         names = [c.name for c in self.channels] + [c.name for c in self.controls] + [e.name for e in self.events]
+        names += [m.name for m in self.mediators] + [t.name for t in self.treatments] + self.spend_columns
+        names += self.frequency_columns
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"channel, control and event names must be unique; repeated: {duplicates}")
         if self.target.column in names or self.date_column in names:
-            raise ValueError("the target and date columns cannot also be channels, controls or events")
+            raise ValueError("the target and date columns cannot also be another input (channel, control, ...)")
         channels = set(self.channel_names)
         listed = [c for m in (self.time_varying.media if self.time_varying else []) for c in m.channels]
         listed += [c for members in self.pooling.channel_groups.values() for c in members]
@@ -198,11 +270,56 @@ class ModelSpec(_Frozen):
             raise ValueError(
                 f"with a log link, channel effects are multiplicative: use effect kind 'coefficient' for {bad}"
             )
+        self._check_mediators()
+        organic_spend = [c.name for c in self.channels if c.organic and c.spend_column]
+        if organic_spend:
+            raise ValueError(f"organic channels have no spend column: {organic_spend}")
+        unpriced = [c.name for c in self.channels if c.reach_frequency and not c.spend_column]
+        if unpriced:
+            raise ValueError(f"reach and frequency channels need a spend_column: {unpriced}")
+        organic_roas = [c.name for c in self.channels if c.organic and c.effect.kind == "roas"]
+        if organic_roas:
+            raise ValueError(f"organic channels have no spend, so no ROAS prior: {organic_roas}")
         return self
+
+    def _check_mediators(self) -> None:
+        for mediator in self.mediators:
+            unknown = sorted(set(mediator.channels) - set(self.channel_names))
+            if unknown:
+                raise ValueError(f"mediator {mediator.name!r} names channels that are not in the spec: {unknown}")
+            if len(set(mediator.channels)) != len(mediator.channels):
+                raise ValueError(f"mediator {mediator.name!r} lists a channel twice")
+        if self.mediators and self.target.link != "identity":
+            raise ValueError("mediators need an identity link: direct and indirect effects then add up")
+
+    def mediator_map(self) -> np.ndarray:
+        """(mediators, channels): 1 where the channel drives the mediator."""
+        return np.array([[float(c in m.channels) for c in self.channel_names] for m in self.mediators]).reshape(
+            len(self.mediators), len(self.channels)
+        )
 
     @property
     def channel_names(self) -> list[str]:
         return [c.name for c in self.channels]
+
+    @property
+    def paid_channels(self) -> list[str]:
+        """Channels with spend: the ones with a ROAS and a budget."""
+        return [c.name for c in self.channels if not c.organic]
+
+    @property
+    def spend_columns(self) -> list[str]:
+        """The spend columns of channels whose own column is in media units."""
+        return [c.spend_column for c in self.channels if c.spend_column]
+
+    @property
+    def frequency_columns(self) -> list[str]:
+        """The frequency columns of reach and frequency channels."""
+        return [c.reach_frequency.frequency_column for c in self.channels if c.reach_frequency]
+
+    @property
+    def reach_frequency_channels(self) -> list[str]:
+        return [c.name for c in self.channels if c.reach_frequency]
 
     @property
     def max_l_max(self) -> int:
@@ -219,7 +336,13 @@ class ModelSpec(_Frozen):
         part of the key; the spec's name, market data and scaling are not: two brands with the same
         structure share one compilation.
         """
-        shape = self.model_dump(mode="json", exclude={"name"})
+        # inputs added later are left out while unused, so existing specs keep their key
+        unused = {field for field in OPTIONAL_INPUTS if not getattr(self, field)}
+        shape = self.model_dump(mode="json", exclude={"name", *unused})
+        for channel in shape["channels"]:
+            for option, default in OPTIONAL_CHANNEL_FIELDS.items():
+                if channel[option] == default:
+                    del channel[option]
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod

@@ -264,7 +264,7 @@ class RecommendationService:
         except ValueError as exc:
             raise InvalidRequestError(("query", "start" if start else "end"), str(exc)) from None
         long = channel_metrics(model, period, self.hdi_prob, max_draws=self.champions.max_draws)
-        spend = model.design().spend[weeks].sum(axis=0)
+        spend = model.design().cost[weeks].sum(axis=0)
         dates = model.data[model.spec.date_column][weeks]
         channels = []
         for index, channel in enumerate(model.channel_names):
