@@ -300,7 +300,7 @@ class RegistryStore:
         from mmm_models import persistence
 
         with tempfile.TemporaryDirectory() as folder:
-            where = self._saved_model_uri(run_id)
+            where = self._saved_model_uri(run_id, folder)
             local = with_retries(
                 lambda: mlflow.artifacts.download_artifacts(
                     artifact_uri=where, dst_path=folder, tracking_uri=self.tracking_uri
@@ -309,8 +309,12 @@ class RegistryStore:
             )
             return persistence.load(local)
 
-    def _saved_model_uri(self, run_id: str) -> str:
-        """Where the run's saved model lies: in the pyfunc model it logged, else its ``outputs/model`` artifact."""
+    def _saved_model_uri(self, run_id: str, folder: str) -> str:
+        """Where the run's saved model lies: the pyfunc model's artifact (its path read from the model's
+        ``MLmodel``, downloaded into ``folder``), else the run's ``outputs/model`` artifact."""
+        import mlflow
+        from mlflow.models import Model
+
         from pipelines.registry.pyfunc_model import ARTIFACT_KEY
 
         run = with_retries(lambda: self.client.get_run(run_id), f"get run {run_id}")
@@ -318,7 +322,15 @@ class RegistryStore:
         if not logged:
             return f"{run.info.artifact_uri.rstrip('/')}/{LEGACY_RUN_MODEL_ARTIFACT}"
         model = with_retries(lambda: self.client.get_logged_model(logged[-1].model_id), "get the logged model")
-        return f"{model.artifact_location.rstrip('/')}/artifacts/{ARTIFACT_KEY}"
+        location = model.artifact_location.rstrip("/")
+        description = with_retries(
+            lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{location}/MLmodel", dst_path=folder, tracking_uri=self.tracking_uri
+            ),
+            "download MLmodel",
+        )
+        artifacts = Model.load(description).flavors["python_function"]["artifacts"]
+        return f"{location}/{artifacts[ARTIFACT_KEY]['path']}"
 
     # --- registry: versions and aliases ---
 
