@@ -94,9 +94,11 @@ class PosteriorEvaluator:
         self.n_draws = len(self.params[C.INTERCEPT])
         self._fitted_terms: list[tuple[np.ndarray, np.ndarray]] | None = None
 
-    def chunks(self) -> Iterator[dict[str, np.ndarray]]:
-        for start in range(0, self.n_draws, DRAW_CHUNK):
-            yield {k: v[start : start + DRAW_CHUNK] for k, v in self.params.items()}
+    def chunks(self, params: dict[str, np.ndarray] | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """``params`` (default: the evaluator's draws) in chunks of ``DRAW_CHUNK`` draws."""
+        params = self.params if params is None else params
+        for start in range(0, len(params[C.INTERCEPT]), DRAW_CHUNK):
+            yield {k: v[start : start + DRAW_CHUNK] for k, v in params.items()}
 
     def spend_lags(self, scaled_spend: np.ndarray) -> np.ndarray:
         return lag_tensor(scaled_spend, self.model.spec.max_l_max)
@@ -125,18 +127,24 @@ class PosteriorEvaluator:
         """Change of expected outcome when mu moves by ``delta_mu``, in original units."""
         return self.outcome(mu + delta_mu) - self.outcome(mu)
 
-    def counterfactual_contribution(self, channel: int, weeks: np.ndarray, multiplier: float) -> np.ndarray:
-        """Per draw: summed outcome change when ``channel``'s spend in ``weeks`` is scaled by ``multiplier``."""
+    def counterfactual_contributions(self, weeks: np.ndarray, multiplier: float) -> np.ndarray:
+        """Per draw and channel (draws, channels): the summed outcome change when that channel's spend in
+        ``weeks``, and no other's, is scaled by ``multiplier``.
+
+        One evaluation serves every channel: a channel's term depends on its own spend only (adstock and
+        saturation act channel by channel), so scaling all channels at once and reading each channel's
+        column gives each channel's own counterfactual; its outcome change is taken with the other
+        channels' terms as fitted.
+        """
         spend = self.design.spend.copy()
-        spend[weeks, channel] *= multiplier
+        spend[weeks] *= multiplier
         changed_lags = self.spend_lags(self.scaled_spend(spend))
         if self._fitted_terms is None:  # the unchanged model, shared by every counterfactual
             self._fitted_terms = [self.mu_and_terms(params) for params in self.chunks()]
         out = []
         for params, (mu, terms) in zip(self.chunks(), self._fitted_terms, strict=True):
-            changed = self.channel_terms(params, changed_lags)
-            delta = changed[..., channel] - terms[..., channel]
-            out.append(self.outcome_change(mu, delta).sum(axis=-1))
+            delta = self.channel_terms(params, changed_lags) - terms  # (draws, weeks, channels)
+            out.append(self.outcome_change(mu[..., None], delta).sum(axis=-2))
         return np.concatenate(out)
 
 
@@ -188,15 +196,12 @@ def channel_metric_draws(
     observed = float(np.nansum(model.data[model.spec.target.column].to_numpy(float)[weeks]))  # gaps add nothing
     spend = evaluator.design.cost[weeks].sum(axis=0)
     spend = np.where([c.organic for c in model.spec.channels], 0.0, spend)  # organic media: no spend, no ROAS
-    channels = range(len(model.channel_names))
-    contribution = np.stack([-evaluator.counterfactual_contribution(c, weeks, 0.0) for c in channels], axis=1)
+    contribution = -evaluator.counterfactual_contributions(weeks, 0.0)
     draws = {"contribution": contribution, "contribution_share": contribution / observed}
     with np.errstate(divide="ignore", invalid="ignore"):
         draws["roas"] = np.where(spend > 0, contribution / spend, np.nan)
         if marginal:
-            extra = np.stack(
-                [evaluator.counterfactual_contribution(c, weeks, 1.0 + MARGINAL_STEP) for c in channels], axis=1
-            )
+            extra = evaluator.counterfactual_contributions(weeks, 1.0 + MARGINAL_STEP)
             draws["marginal_roas"] = np.where(spend > 0, extra / (MARGINAL_STEP * spend), np.nan)
     draws.update(business_parameters(model, evaluator))
     metrics = [m for m in CHANNEL_METRICS if m in draws]
@@ -314,11 +319,12 @@ def response_curves(
     period = period or Period()
     weeks = period.mask(model)
     evaluator = PosteriorEvaluator(model, max_draws)
+    zero = evaluator.counterfactual_contributions(weeks, 0.0)
+    curves = np.stack([evaluator.counterfactual_contributions(weeks, m) - zero for m in multipliers], 1)
     rows = []
     for c, name in enumerate(model.channel_names):
         base_spend = float(evaluator.design.cost[weeks, c].sum())
-        zero = evaluator.counterfactual_contribution(c, weeks, 0.0)
-        curve = np.stack([evaluator.counterfactual_contribution(c, weeks, m) - zero for m in multipliers], 1)
+        curve = curves[..., c]  # (draws, multipliers)
         slope = np.gradient(curve, multipliers * base_spend, axis=1) if base_spend > 0 else np.zeros_like(curve)
         contribution, marginal = summarise(curve, hdi_prob), summarise(slope, hdi_prob)
         for j, multiplier in enumerate(multipliers):

@@ -46,7 +46,8 @@ def pointwise(model: FittedModel, params: dict[str, np.ndarray], seed: int = 0) 
     and one replicated target. Shapes (draws, weeks)."""
     weeks = observed_weeks(model)
     evaluator = PosteriorEvaluator(model, max_draws=None)
-    mu = evaluator.mu_and_terms(params)[0][:, weeks]
+    # in chunks of draws: one pass over 4000 draws builds (draws, weeks, lags, channels) temporaries of ~200 MB
+    mu = np.concatenate([evaluator.mu_and_terms(chunk)[0][:, weeks] for chunk in evaluator.chunks(params)])
     sigma = params[C.NOISE_SIGMA].reshape(-1, 1)
     y = model.data[model.spec.target.column].to_numpy(float)[weeks]
     scale, log_link = model.scaling.target, model.spec.target.link == "log"

@@ -3,9 +3,9 @@
 The version under review is the one a training run registered for a market. It is compared with the
 market's reference: the ``champion`` alias when that is another version, else (the new version was
 already auto-promoted) the latest earlier version that passed the gate. Each version's saved model
-(posterior NetCDF, spec, scaling) is the ``outputs/model`` artifact of its MLflow run, loaded back
-with ``mmm_models.persistence``: the draws themselves, not the summaries, so drift sees the whole
-posterior.
+(posterior NetCDF, spec, scaling) is the artifact of the model its MLflow run logged, loaded back
+with ``RegistryStore.load_run_model``: the draws themselves, not the summaries, so drift sees the
+whole posterior.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RUN_MODEL_ARTIFACT = "outputs/model"  # where the training job logs the saved mmm_models model of a run
+LEGACY_RUN_MODEL_ARTIFACT = "outputs/model"  # where runs logged before the saved model was stored once have it
 
 
 # MLflow error codes worth another try: the server (or the SQL store behind it) is busy, overloaded or
@@ -291,25 +291,54 @@ class RegistryStore:
     def load_run_model(self, run_id: str) -> FittedModel:
         """The fitted model saved with a training run (downloaded to a temporary folder, read back).
 
-        Goes through the run, not ``models:/``, so it needs no global MLflow URIs.
+        The saved model is the artifact of the pyfunc model the run logged (its only copy); a run logged
+        before it was stored once has it as the run artifact ``outputs/model`` instead. Goes through the
+        run and its logged model, not ``models:/``, so it needs no global MLflow URIs.
         """
         import mlflow
 
         from mmm_models import persistence
 
         with tempfile.TemporaryDirectory() as folder:
+            where = self._saved_model_uri(run_id, folder)
             local = with_retries(
                 lambda: mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=RUN_MODEL_ARTIFACT, dst_path=folder, tracking_uri=self.tracking_uri
+                    artifact_uri=where, dst_path=folder, tracking_uri=self.tracking_uri
                 ),
                 "download model",
             )
             return persistence.load(local)
 
+    def _saved_model_uri(self, run_id: str, folder: str) -> str:
+        """Where the run's saved model lies: the pyfunc model's artifact (its path read from the model's
+        ``MLmodel``, downloaded into ``folder``), else the run's ``outputs/model`` artifact."""
+        import mlflow
+        from mlflow.models import Model
+
+        from pipelines.registry.pyfunc_model import ARTIFACT_KEY
+
+        run = with_retries(lambda: self.client.get_run(run_id), f"get run {run_id}")
+        logged = run.outputs.model_outputs if run.outputs else []
+        if not logged:
+            return f"{run.info.artifact_uri.rstrip('/')}/{LEGACY_RUN_MODEL_ARTIFACT}"
+        model = with_retries(lambda: self.client.get_logged_model(logged[-1].model_id), "get the logged model")
+        location = model.artifact_location.rstrip("/")
+        description = with_retries(
+            lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{location}/MLmodel", dst_path=folder, tracking_uri=self.tracking_uri
+            ),
+            "download MLmodel",
+        )
+        artifacts = Model.load(description).flavors["python_function"]["artifacts"]
+        return f"{location}/{artifacts[ARTIFACT_KEY]['path']}"
+
     # --- registry: versions and aliases ---
 
-    def register_pyfunc(self, run_id: str, name: str, **log_model_args: Any) -> str:
-        """Log a pyfunc model as artifact ``model`` of run ``run_id`` and register it as a new version of ``name``.
+    def register_pyfunc(
+        self, run_id: str, name: str, tags: Mapping[str, str] | None = None, **log_model_args: Any
+    ) -> str:
+        """Log a pyfunc model as artifact ``model`` of run ``run_id`` and register it as a new version of ``name``
+        with ``tags`` (set in the same call that creates the version).
 
         ``log_model_args`` go to ``mlflow.pyfunc.log_model``. Give ``python_model`` as the path of a code file
         that calls ``mlflow.models.set_model`` ("models from code", e.g. ``MarketModel.code_path()``): then
@@ -348,7 +377,9 @@ class RegistryStore:
                 return existing
             # MLflow's SQL registry resolves ``models:/<id>`` through the global tracking URI
             with _global_uris(self.tracking_uri, self.registry_uri):
-                created = self.client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id)
+                created = self.client.create_model_version(
+                    name, info.model_uri, run_id=run_id, tags=dict(tags or {}), model_id=info.model_id
+                )
             return str(created.version)
 
         return with_retries(create_version, f"register {name}")

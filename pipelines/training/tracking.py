@@ -1,5 +1,11 @@
 """A market's MLflow child run under the training job's parent run: params, metrics, summary tables,
-plots, the saved model, and the pyfunc model registered as a new version with its gate tags.
+and the saved model, registered as a pyfunc model version with its gate and review tags.
+
+Only what a reviewer reads is logged while the market holds its worker: metrics, params, tags, the
+summary tables (``outputs/``) and the saved model, written once (the registered model's artifact, which
+``RegistryStore.load_run_model`` reads back). Plots and curves are rendered from that saved posterior
+where they are read: the market's HTML report (``monitoring.report``, logged to the same run), or
+``mmm_models.outputs.write_outputs`` on ``load_run_model(run_id)`` for PNG and CSV files.
 
 A failed market still leaves a FAILED child run carrying its error.
 
@@ -36,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CURVE_DRAWS = 250  # posterior draws behind the logged response and adstock curves
 RESULT_ARTIFACT = "outputs/result.json"  # the market's status row as fitted, for a retry to reuse
 TAG_LIMIT = 5000  # characters of a model version tag's value that MLflow stores
 VERDICT_LEVEL = {"PASS": 0, "REVIEW": 1, "FAIL": 2}
@@ -74,7 +79,7 @@ def track(
     ``outputs/result.json``, for ``registered_run``.
     """
     review = review or []
-    from mmm_models.outputs import write_outputs
+    from mmm_models import persistence
     from pipelines.registry.pyfunc_model import ARTIFACT_KEY, MarketModel, runtime_requirements, signature
 
     store = RegistryStore(job.tracking_uri, job.registry_uri)
@@ -101,37 +106,33 @@ def track(
     if job.input_table and job.input_version is not None:
         log_model_input(store, run_id, job.input_table, job.input_version)
     name = model_name(job.model_prefix, brand, market)
-    with tempfile.TemporaryDirectory() as folder:
-        outputs = Path(folder) / "outputs"
-        write_outputs(model, summary, outputs, curve_draws=CURVE_DRAWS)
-        (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
-        (outputs / "review.json").write_text(json.dumps([c.to_dict() for c in review], indent=2, default=_plain))
-        (outputs / "result.json").write_text(json.dumps(record or {}, default=_plain))
-        if pooled_with is not None:
-            pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
-        store.log_artifacts(run_id, outputs, "outputs")
-        spec = model.spec
-        example = (
-            data.tail(4)
-            .drop(columns=[spec.target.column])
-            .assign(**{spec.date_column: lambda f: f[spec.date_column].dt.strftime("%Y-%m-%d")})
-        )
-        version = store.register_pyfunc(
-            run_id,
-            name,
-            python_model=MarketModel.code_path(),  # models from code: the model is not pickled
-            artifacts={ARTIFACT_KEY: str(outputs / "model")},
-            signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
-            input_example=example,
-            pip_requirements=runtime_requirements(),  # stated, so MLflow does not load the model to infer them
-        )
     version_tags = {"brand": brand, "market": market, "training_run_id": job.training_run_id, "run_date": job.run_date}
     version_tags.update({f"gate.{c.name}": c.describe() for c in checks})
     version_tags["gate.passed"] = str(not failures(checks)).lower()
     if review:
         version_tags.update({f"review.{c.name}": c.describe()[:TAG_LIMIT] for c in review})
         version_tags["review.verdict"] = worst(review)
-    store.set_version_tags(name, version, version_tags)
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = Path(folder) / "outputs"
+        outputs.mkdir()
+        summary.to_csv(outputs / "channel_summary.csv", index=False)
+        (outputs / "gate.json").write_text(json.dumps([c.to_dict() for c in checks], indent=2))
+        (outputs / "review.json").write_text(json.dumps([c.to_dict() for c in review], indent=2, default=_plain))
+        (outputs / "result.json").write_text(json.dumps(record or {}, default=_plain))
+        if pooled_with is not None:
+            pooled_with.brand_summary.to_csv(outputs / "brand_summary.csv")
+        store.log_artifacts(run_id, outputs, "outputs")
+        saved = persistence.save(model, Path(folder) / "model")  # the one copy: the registered model's artifact
+        spec = model.spec
+        version = store.register_pyfunc(
+            run_id,
+            name,
+            tags=version_tags,
+            python_model=MarketModel.code_path(),  # models from code: the model is not pickled
+            artifacts={ARTIFACT_KEY: str(saved)},
+            signature=signature(spec.channel_names, [c.name for c in spec.controls], spec.date_column),
+            pip_requirements=runtime_requirements(),  # stated, so MLflow does not load the model to infer them
+        )
     store.terminate(run_id, "FINISHED")
     return run_id, version
 

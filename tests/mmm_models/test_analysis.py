@@ -51,6 +51,21 @@ def test_response_curves_start_at_zero_and_rise(quick_example_fit) -> None:
         assert np.all(np.diff(curve["marginal_roas_mean"]) < 0)  # concave
 
 
+def test_each_channels_counterfactual_is_that_channel_scaled_alone(quick_example_fit) -> None:
+    """The one-evaluation counterfactuals equal scaling one channel's spend at a time (every channel's
+    term summed, so a channel whose change moved another's term would show)."""
+    evaluator = analysis.PosteriorEvaluator(quick_example_fit, max_draws=200)
+    weeks = analysis.Period().mask(quick_example_fit)
+    batched = evaluator.counterfactual_contributions(weeks, 1.5)
+    mu, terms = evaluator.mu_and_terms(evaluator.params)
+    for c in range(batched.shape[1]):
+        spend = evaluator.design.spend.copy()
+        spend[weeks, c] *= 1.5
+        changed = evaluator.channel_terms(evaluator.params, evaluator.spend_lags(evaluator.scaled_spend(spend)))
+        alone = evaluator.outcome_change(mu, (changed - terms).sum(axis=-1)).sum(axis=-1)
+        np.testing.assert_allclose(batched[:, c], alone, rtol=1e-10)
+
+
 def test_period_roas_uses_only_that_period(quick_example_fit) -> None:
     last_year = analysis.channel_summary(quick_example_fit, analysis.Period("2020-01-01", "2020-12-31"))
     weeks = quick_example_fit.data["date_week"].between("2020-01-01", "2020-12-31")
