@@ -134,6 +134,24 @@ def test_brand_design_pads_short_markets_at_the_front_and_masks_them() -> None:
     assert np.isfinite(model.compile_logp()(model.initial_point()))
 
 
+@pytest.mark.parametrize(
+    ("transforms", "dims"),
+    [
+        ("pooled", ("market", "adstock_geometric_channel")),
+        ("shared", ("adstock_geometric_channel",)),
+        ("independent", ("market", "adstock_geometric_channel")),
+    ],
+)
+def test_transforms_are_pooled_shared_or_per_market(transforms: str, dims: tuple[str, ...]) -> None:
+    spec = brand_spec(pooling={"transforms": transforms})
+    markets = simulate_brand({"a": 30, "b": 30}, channels=CHANNELS).markets
+    designs = [build_design(spec, m.data, ScalingFactors.compute(spec, m.data), bucket=None) for m in markets.values()]
+    model = build_model(spec, BrandDesign(list(markets), designs, 30))
+    assert model.named_vars_to_dims["adstock_geometric_alpha"] == dims
+    assert ("adstock_geometric_alpha_market_sd" in model.named_vars) == (transforms == "pooled")
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
 def test_channel_groups_add_a_group_level() -> None:
     spec = brand_spec(pooling={"channel_groups": {"video": list(CHANNELS)}})
     markets = simulate_brand({"a": 40, "b": 40}, channels=CHANNELS).markets
