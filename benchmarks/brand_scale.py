@@ -4,16 +4,18 @@
    conversions x revenue_per_conversion; the five ``Channel*_spend`` with Meridian's ROI prior
    LogNormal(0.2, 0.9) as ROAS priors; the two controls and ``Promo`` as controls; per-capita scaling by
    ``population``; transforms per ``--transforms``), sampled with the platform's sampler (nutpie). Prints
-   the sampler's seconds (``brand_sample_s``; the one-off compilation apart), max R-hat, min bulk ESS
-   and divergences over every parameter, and the seconds of each market's summaries (ROAS table and
-   diagnostics, as the training job computes them, on 1000 draws).
+   the sampler's seconds (``brand_sample_s``; the one-off compilation apart) and the fit's CPU seconds,
+   max R-hat, min bulk ESS and divergences over every parameter, and the seconds of each market's
+   summaries (ROAS table and diagnostics, as the training job computes them, on 1000 draws).
+3. With ``--compare``: the 40 geos sampled as before (pooled transforms, per-market scaling, numba) and
+   as now, side by side in one process with the same settings.
 2. Market spreads that learn: a simulated brand (``--sim-markets`` markets of 156 weeks, each market's
    ROAS, adstock and saturation drawn around the brand's with sd 0.25 on the link scale), fitted with
    the same settings and pooled transforms: the prior sd of ``channel_effect_market_sd`` against its
    posterior sd per channel.
 
     python benchmarks/brand_scale.py [--chains 4] [--draws 1000] [--tune 1000] [--transforms shared]
-        [--sim-markets 20] [--skip-meridian] [--skip-simulation]
+        [--sim-markets 20] [--skip-meridian] [--skip-simulation] [--compare]
 
 The last line is one JSON object with every figure.
 """
@@ -204,9 +206,13 @@ def main() -> None:
         spec, frames = meridian_spec(args.transforms), meridian_frames()
         # Compile the structure with a 10-draw fit first, so that brand_sample_s is sampling alone.
         first = fit_brand(spec, frames, settings.model_copy(update={"draws": 10, "tune": 10}), brand="meridian")
+        cpu = time.process_time()
         fitted = fit_brand(spec, frames, settings, brand="meridian")
         result.update(
             brand_sample_s=round(fitted.timings["sampler_s"], 1),
+            # CPU seconds of the fit (every thread of this process): on a machine shared with other
+            # jobs, wall seconds say as much about them; on 2 free cores wall is about half of this.
+            brand_fit_cpu_s=round(time.process_time() - cpu, 1),
             compile_and_10_draws_s=round(first.timings["sampler_s"], 1),
             markets=len(fitted.markets),
             **convergence(fitted),
