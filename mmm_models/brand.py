@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from mmm_models import constants as C
-from mmm_models.data import DataError, ScalingFactors, padded_length
+from mmm_models.data import (
+    DataError,
+    ScalingFactors,
+    check_population,
+    padded_length,
+    per_capita_scalings,
+    population_from_column,
+)
+from mmm_models.equations import ChannelLayout
 from mmm_models.fitted import FittedModel, PreparedMarket, drop_padding_vars, prepare_market
 from mmm_models.fitting import FitSettings, sample
 from mmm_models.hierarchy import BrandDesign, BrandLift
@@ -72,26 +80,46 @@ def fit_brand(
     brand: str = "brand",
     lift_tests: Mapping[str, pd.DataFrame] | None = None,
     allow_target_gaps: bool = False,
+    populations: Mapping[str, float] | None = None,
 ) -> BrandFit:
     """Fit one hierarchical model over ``frames`` (market -> weekly frame) of one brand.
 
     Markets may have different history lengths: each is padded at the front and masked. A market
     whose data is invalid is left out with its reason in ``failed``; ``TooFewMarketsError`` is raised
     when fewer than two markets remain (a brand model of one market is the independent model).
+    ``populations`` (market -> population, e.g. from a markets file), or the spec's
+    ``pooling.population_column`` in the frames, scales target and spend per capita on one
+    brand-wide scale (``data.per_capita_scalings``); a market's stored ``scalings`` win over both.
     """
     settings = settings or FitSettings()
     start = time.perf_counter()
-    scalings, lift_tests = scalings or {}, lift_tests or {}
+    scalings, lift_tests = dict(scalings or {}), lift_tests or {}
     prepared: dict[str, PreparedMarket] = {}
     failed: dict[str, str] = {}
-    for market, frame in frames.items():
+
+    def prepare(market: str) -> None:
         try:
             prepared[market] = prepare_market(
-                spec, frame, settings, scalings.get(market), market, lift_tests.get(market), allow_target_gaps, None
+                spec,
+                frames[market],
+                settings,
+                scalings.get(market),
+                market,
+                lift_tests.get(market),
+                allow_target_gaps,
+                None,
             )
         except DataError as exc:
             log.warning("%s/%s left out of the brand model: %s", brand, market, exc)
             failed[market] = str(exc)
+            prepared.pop(market, None)
+
+    for market in frames:
+        prepare(market)
+    per_capita = _per_capita(spec, frames, prepared, settings, populations, scalings, failed)
+    for market, scaling in per_capita.items():  # the same frames again, on the per-capita scales
+        scalings[market] = scaling
+        prepare(market)
     if len(prepared) < 2:
         raise TooFewMarketsError(
             f"{brand}: a brand model needs at least two valid markets; left out: {failed or 'none'}"
@@ -115,6 +143,40 @@ def fit_brand(
     return BrandFit(spec=spec, brand=brand, idata=idata, markets=views, failed=failed, timings=timings)
 
 
+def _per_capita(
+    spec: ModelSpec,
+    frames: Mapping[str, pd.DataFrame],
+    prepared: dict[str, PreparedMarket],
+    settings: FitSettings,
+    populations: Mapping[str, float] | None,
+    stored: Mapping[str, ScalingFactors],
+    failed: dict[str, str],
+) -> dict[str, ScalingFactors]:
+    """Per-capita scaling factors of the valid markets without stored ones, when a population is
+    given (``populations`` or the spec's ``population_column``); a market without a valid population
+    is left out of the brand model with the reason, like any other data error."""
+    column = spec.pooling.population_column
+    if populations is None and column is None:
+        return {}
+    found: dict[str, float] = {}
+    for market in list(prepared):
+        try:
+            if populations is not None:
+                found[market] = check_population(market, populations.get(market))
+            else:
+                found[market] = population_from_column(frames[market], column, market)
+        except DataError as exc:
+            log.warning("%s left out of the brand model: %s", market, exc)
+            failed[market] = str(exc)
+            del prepared[market]
+    training = {
+        market: p.data.iloc[: len(p.data) - settings.holdout_weeks]
+        for market, p in prepared.items()
+        if market not in stored
+    }
+    return per_capita_scalings(spec, training, found) if training else {}
+
+
 def _market_view(
     spec: ModelSpec,
     idata: az.InferenceData,
@@ -129,7 +191,8 @@ def _market_view(
     posterior = idata.posterior
     market_vars = [v for v, da in posterior.data_vars.items() if C.MARKET in da.dims]
     sliced = posterior[market_vars].sel({C.MARKET: market}, drop=True)
-    view = az.InferenceData(posterior=sliced, sample_stats=idata.sample_stats)
+    shared = [v for v in _transform_variables(spec) if v in posterior and C.MARKET not in posterior[v].dims]
+    view = az.InferenceData(posterior=sliced.assign(posterior[shared]), sample_stats=idata.sample_stats)
     return FittedModel(
         spec=spec,
         scaling=prepared.scaling,
@@ -140,6 +203,14 @@ def _market_view(
         timings=timings,
         lift_tests=prepared.lift_tests,
     )
+
+
+def _transform_variables(spec: ModelSpec) -> list[str]:
+    """Names of the adstock and saturation parameters (with ``transforms: shared``, brand-level ones
+    that every market's view needs)."""
+    layout = ChannelLayout.from_spec(spec)
+    groups = (*layout.adstock, *layout.saturation)
+    return [group.variable(param) for group in groups for param in group.transform.param_names]
 
 
 def _no_tests(spec: ModelSpec) -> LiftDesign:

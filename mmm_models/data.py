@@ -10,6 +10,7 @@ compiled sampler; padded and held-out weeks are masked out of the likelihood.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -127,6 +128,7 @@ class ScalingFactors:
     treatments: dict[str, float] = field(default_factory=dict)
     treatment_reference: dict[str, float] = field(default_factory=dict)  # the value a contribution is measured from
     cost_per_unit: dict[str, float] = field(default_factory=dict)  # money per media unit, channels in media units
+    population: float | None = None  # set when target and spend are scaled per capita (see per_capita_scalings)
 
     @classmethod
     def compute(cls, spec: ModelSpec, data: pd.DataFrame) -> ScalingFactors:
@@ -188,6 +190,56 @@ class ScalingFactors:
     @classmethod
     def from_dict(cls, raw: dict[str, object]) -> ScalingFactors:
         return cls(**raw)  # type: ignore[arg-type]
+
+
+def per_capita_scalings(
+    spec: ModelSpec, training: Mapping[str, pd.DataFrame], populations: Mapping[str, float]
+) -> dict[str, ScalingFactors]:
+    """Scaling factors that put a brand's markets on one per-capita scale (as Meridian does).
+
+    ``training`` holds each market's validated training weeks. A market's spend scale of a channel is
+    its population times the brand's largest weekly spend per capita on that channel, and its target
+    scale its population times the brand's largest target per capita (the mean of the markets'
+    per-capita means under a log link). So the same spend per head is the same scaled spend in every
+    market, and pooled saturation and effects compare markets of different sizes like for like; the
+    factors turn every result back into business units. Controls and time keep the market's scales.
+    """
+    for market in training:
+        check_population(market, populations.get(market))
+    own = {market: ScalingFactors.compute(spec, data) for market, data in training.items()}
+    per_head = {market: {"target": f.target, **f.spend} for market, f in own.items()}
+    brand = {
+        key: (np.mean if key == "target" and spec.target.link == "log" else max)(
+            [values[key] / populations[market] for market, values in per_head.items()]
+        )
+        for key in ("target", *spec.channel_names)
+    }
+    return {
+        market: replace(
+            factors,
+            target=float(brand["target"] * populations[market]),
+            spend={c: float(brand[c] * populations[market]) for c in spec.channel_names},
+            population=float(populations[market]),
+        )
+        for market, factors in own.items()
+    }
+
+
+def population_from_column(frame: pd.DataFrame, column: str, market: str) -> float:
+    """A market's population from a column of its frame (one value repeated on every week)."""
+    if column not in frame.columns:
+        raise DataError(f"{market}: population column {column!r} is missing; found {sorted(map(str, frame.columns))}")
+    values = pd.to_numeric(frame[column], errors="coerce").dropna().unique()
+    if len(values) != 1:
+        raise DataError(f"{market}: population column {column!r} must hold one number per market, found {values[:5]}")
+    return check_population(market, float(values[0]))
+
+
+def check_population(market: str, population: float | None) -> float:
+    """A population must be a positive, finite number."""
+    if population is None or not np.isfinite(population) or population <= 0:
+        raise DataError(f"{market}: population must be a positive number, got {population}")
+    return float(population)
 
 
 @dataclass(frozen=True)

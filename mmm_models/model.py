@@ -105,16 +105,7 @@ def build_model(spec: ModelSpec, design: Design | BrandDesign, lift: LiftDesign 
         if spec.treatments:
             priors = [t.prior for t in spec.treatments]
             params[C.TREATMENT_COEF] = stacked_variable(C.TREATMENT_COEF, priors, C.TREATMENT, batch)
-        pooled = markets is not None and spec.pooling.transforms == "pooled"
-        for group in (*layout.adstock, *layout.saturation):
-            for param in group.transform.param_names:
-                name = group.variable(param)
-                priors = [_transform_of(spec, group.transform.kind, i).prior(param) for i in group.channels]
-                params[name] = (
-                    pooled_variable(name, priors, group.dim, spec.pooling.transform_sd)
-                    if pooled
-                    else stacked_variable(name, priors, group.dim, batch)
-                )
+        params.update(_transform_parameters(spec, layout, markets is not None))
         if spec.time_varying is not None:
             params.update(_time_varying_coefficients(spec.time_varying, data, batch))
 
@@ -227,6 +218,22 @@ def _time_varying_coefficients(
         out[C.MEDIA_LOG_MULTIPLIER_LATEST] = pm.Deterministic(
             C.MEDIA_LOG_MULTIPLIER_LATEST, latest, dims=(*batch, C.MEDIA_MULTIPLIER)
         )
+    return out
+
+
+def _transform_parameters(spec: ModelSpec, layout: ChannelLayout, brand: bool) -> dict[str, pt.TensorVariable]:
+    """Adstock and saturation parameters: per market (independent), pooled around the brand's, or the
+    brand's own shared by every market (no market axis; the equations broadcast it)."""
+    mode = spec.pooling.transforms if brand else "shared"
+    out = {}
+    for group in (*layout.adstock, *layout.saturation):
+        for param in group.transform.param_names:
+            name = group.variable(param)
+            priors = [_transform_of(spec, group.transform.kind, i).prior(param) for i in group.channels]
+            if mode == "pooled":
+                out[name] = pooled_variable(name, priors, group.dim, spec.pooling.transform_sd)
+            else:
+                out[name] = stacked_variable(name, priors, group.dim, (C.MARKET,) if mode == "independent" else ())
     return out
 
 

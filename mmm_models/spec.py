@@ -202,18 +202,23 @@ class PoolingSpec(_Frozen):
     Each market's channel effect is the brand's effect moved by ``effect_sd`` x a standard normal, on
     the link scale of the effect's prior (logit for a share, log for a positive ROAS or coefficient,
     identity for a Normal coefficient): a non-centred hierarchy. Adstock and saturation parameters
-    are pooled the same way when ``transforms`` is ``pooled``; ``independent`` gives every market its
-    own, with the channel's prior.
+    are pooled the same way when ``transforms`` is ``pooled``; ``shared`` gives the brand one value
+    for every market (only the effect varies by market: fewer parameters, faster sampling);
+    ``independent`` gives every market its own, with the channel's prior.
     Channels listed together in ``channel_groups`` (e.g. upper-funnel video; they must share one
     effect kind and prior) draw their brand-level effects around one group effect, drawn from that
     prior, with spread ``group_sd``. Used only when the unit is a brand.
+    ``population_column`` names a column holding each market's population (one value per market):
+    target and spend are then scaled per capita on one brand-wide scale, so that markets of different
+    sizes pool on comparable parameters (``data.per_capita_scalings``); results stay in business units.
     """
 
     effect_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
-    transforms: Literal["pooled", "independent"] = "pooled"
+    transforms: Literal["pooled", "shared", "independent"] = "pooled"
     transform_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
     channel_groups: dict[str, list[str]] = Field(default_factory=dict)
     group_sd: Prior = Prior(dist="HalfNormal", params={"sigma": 0.3})
+    population_column: str | None = Field(default=None, min_length=1)
 
     def group_of(self, channel: str) -> str | None:
         return next((name for name, members in self.channel_groups.items() if channel in members), None)
