@@ -348,6 +348,8 @@ class ModelSpec(_Frozen):
             for option, default in OPTIONAL_CHANNEL_FIELDS.items():
                 if channel[option] == default:
                     del channel[option]
+        if shape["pooling"]["population_column"] is None:
+            del shape["pooling"]["population_column"]
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
