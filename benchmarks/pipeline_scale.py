@@ -10,9 +10,14 @@ In the same run, a single-process pandas implementation of the same spend aggreg
 checks, taxonomy mapping and Monday-week sums, without Delta, GX or the gold step) runs on the same
 files in a subprocess, so that its peak memory is its own.
 
-    python benchmarks/pipeline_scale.py [--sizes 5 10 20] [--workdir /tmp/mmm_pipeline_scale]
+First the weekly case: a lake that already holds ``HISTORY_WEEKS`` weeks of ``--weekly-markets`` markets
+(built by one run, not timed), one more week of files lands, and the run that takes it in is timed
+(``weekly_increment_s``).
 
-The last line is one JSON object with every figure.
+    python benchmarks/pipeline_scale.py [--sizes 5 10 20] [--weekly-markets 20] [--workdir /tmp/mmm_pipeline_scale]
+
+The last line is one JSON object with every figure: ``spark_over_pandas_20m`` (pandas rows/s over Spark
+raw-to-gold rows/s at 20M), the Spark rows/s at 10M and 20M and their ratio, and ``weekly_increment_s``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -50,6 +56,8 @@ START = np.datetime64("2023-01-02")
 AS_OF = dt.date(2025, 1, 1)
 ROWS_PER_MARKET = DAYS * len(RAW_CHANNELS) * CAMPAIGNS
 MARKETS_PER_FILE = 20
+HISTORY_WEEKS = 156  # the lake that a weekly increment lands on
+WEEKLY_MARKETS = 20
 
 
 def brand_configs() -> dict[str, BrandConfig]:
@@ -58,44 +66,55 @@ def brand_configs() -> dict[str, BrandConfig]:
 
 
 def generate(landing: Path, millions: int, seed: int = 0) -> int:
-    """Write raw files with at least ``millions`` million spend rows; returns the spend row count."""
-    rng = np.random.default_rng(seed)
+    """Write raw files with at least ``millions`` million spend rows over ``DAYS`` days; returns the spend rows."""
     markets = -(-millions * 1_000_000 // ROWS_PER_MARKET)
+    return write_landing(landing, range(markets), START, DAYS, "", np.random.default_rng(seed))
+
+
+def write_landing(
+    landing: Path, markets: range, start: np.datetime64, days: int, tag: str, rng: np.random.Generator
+) -> int:
+    """Write spend, sales and control files for ``markets`` over ``days`` days from ``start`` (file names
+    ``<source>_<tag><first market>.csv``, ``MARKETS_PER_FILE`` markets a file); returns the spend rows."""
     for source in ("spend", "sales", "controls"):
         (landing / source).mkdir(parents=True, exist_ok=True)
-    days = np.datetime_as_string(START + np.arange(DAYS), unit="D")
+    dates = np.datetime_as_string(start + np.arange(days), unit="D")
     per_day = len(RAW_CHANNELS) * CAMPAIGNS
-    channel = np.tile(np.repeat(np.array(RAW_CHANNELS, dtype=object), CAMPAIGNS), DAYS)
-    campaign = np.tile(np.array([f"{raw}_c{c}" for raw in RAW_CHANNELS for c in range(CAMPAIGNS)], dtype=object), DAYS)
-    date = np.repeat(days.astype(object), per_day)
-    for first in range(0, markets, MARKETS_PER_FILE):
-        chunk = range(first, min(first + MARKETS_PER_FILE, markets))
+    rows = days * per_day
+    channel = np.tile(np.repeat(np.array(RAW_CHANNELS, dtype=object), CAMPAIGNS), days)
+    campaign = np.tile(np.array([f"{raw}_c{c}" for raw in RAW_CHANNELS for c in range(CAMPAIGNS)], dtype=object), days)
+    date = np.repeat(dates.astype(object), per_day)
+    for first in range(markets.start, markets.stop, MARKETS_PER_FILE):
+        chunk = range(first, min(first + MARKETS_PER_FILE, markets.stop))
         spend, sales, controls = [], [], []
         for m in chunk:
             brand, market = BRANDS[m % len(BRANDS)], f"M{m:04d}"
-            amount = np.round(rng.lognormal(4.0, 1.0, ROWS_PER_MARKET), 2)
+            amount = np.round(rng.lognormal(4.0, 1.0, rows), 2)
             spend.append(
                 pa.table(
                     {
                         "date": date,
-                        "brand": np.full(ROWS_PER_MARKET, brand, dtype=object),
-                        "market": np.full(ROWS_PER_MARKET, market, dtype=object),
+                        "brand": np.full(rows, brand, dtype=object),
+                        "market": np.full(rows, market, dtype=object),
                         "channel": channel,
                         "campaign": campaign,
                         "spend": amount,
                     }
                 )
             )
-            revenue = np.round(amount.reshape(DAYS, per_day).sum(axis=1) * 3 + rng.normal(5000, 300, DAYS), 2)
-            sales.append(pd.DataFrame({"date": days, "brand": brand, "market": market, "revenue": revenue}))
-            price = np.round(1 + 0.05 * np.sin(np.arange(DAYS) / 30), 4)
+            revenue = np.round(amount.reshape(days, per_day).sum(axis=1) * 3 + rng.normal(5000, 300, days), 2)
+            sales.append(pd.DataFrame({"date": dates, "brand": brand, "market": market, "revenue": revenue}))
+            day_number = (start - START).astype(int) + np.arange(days)
+            price = np.round(1 + 0.05 * np.sin(day_number / 30), 4)
             controls.append(
-                pd.DataFrame({"date": days, "brand": brand, "market": market, "control": "price_index", "value": price})
+                pd.DataFrame(
+                    {"date": dates, "brand": brand, "market": market, "control": "price_index", "value": price}
+                )
             )
-        pa_csv.write_csv(pa.concat_tables(spend), landing / "spend" / f"spend_{first:04d}.csv")
-        pd.concat(sales).to_csv(landing / "sales" / f"sales_{first:04d}.csv", index=False)
-        pd.concat(controls).to_csv(landing / "controls" / f"controls_{first:04d}.csv", index=False)
-    return markets * ROWS_PER_MARKET
+        pa_csv.write_csv(pa.concat_tables(spend), landing / "spend" / f"spend_{tag}{first:04d}.csv")
+        pd.concat(sales).to_csv(landing / "sales" / f"sales_{tag}{first:04d}.csv", index=False)
+        pd.concat(controls).to_csv(landing / "controls" / f"controls_{tag}{first:04d}.csv", index=False)
+    return len(markets) * rows
 
 
 def pandas_aggregation(landing: Path) -> dict:
@@ -187,10 +206,45 @@ def spark_run(spark, landing: Path, lake: Path, spend_rows: int) -> dict:
     }
 
 
+def weekly_increment(spark, workdir: Path, markets: int) -> dict:
+    """A weekly run: ``markets`` markets with ``HISTORY_WEEKS`` weeks already in the lake, then one more week
+    lands (spend, sales and controls of every market) and the pipeline runs for it; times that run."""
+    from pipelines.data.run import run_pipeline
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    landing, lake = workdir / "landing", workdir / "lake"
+    rng = np.random.default_rng(1)
+    history_days = HISTORY_WEEKS * 7
+    lake_rows = write_landing(landing, range(markets), START, history_days, "history_", rng)
+    as_of = (START + history_days - 1).astype(object)  # the last day of the history, a Sunday
+    start = time.perf_counter()
+    run_pipeline(spark, landing, lake, brand_configs(), as_of, progress=lambda _: None)
+    history_s = time.perf_counter() - start
+    week_rows = write_landing(landing, range(markets), START + history_days, 7, f"week{HISTORY_WEEKS + 1}_", rng)
+    start = time.perf_counter()
+    report = run_pipeline(spark, landing, lake, brand_configs(), as_of + dt.timedelta(days=7), progress=lambda _: None)
+    increment_s = time.perf_counter() - start
+    gold = next(s for s in report.stages if s.table == "model_input")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "markets": markets,
+        "lake_spend_rows": lake_rows,
+        "week_spend_rows": week_rows,
+        "history_run_s": round(history_s, 1),
+        "weekly_increment_s": round(increment_s, 1),
+        "seconds": {k: round(v, 1) for k, v in report.seconds.items()},
+        "gold_weeks_per_market": gold.rows_out / markets,
+        "nothing_lost": all(s.rows_in == s.rows_passed + s.rows_quarantined for s in report.stages),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 20], help="millions of raw spend rows")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mmm_pipeline_scale"))
+    parser.add_argument(
+        "--weekly-markets", type=int, default=WEEKLY_MARKETS, help="markets of the weekly increment (0: skip it)"
+    )
     parser.add_argument("--pandas", type=Path, help=argparse.SUPPRESS)  # internal: the pandas subprocess
     args = parser.parse_args()
     if args.pandas:
@@ -200,6 +254,10 @@ def main() -> None:
     from pipelines.spark import get_spark
 
     spark = get_spark("pipeline-scale", "local[2]")
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    weekly = weekly_increment(spark, args.workdir, args.weekly_markets) if args.weekly_markets else None
+    if weekly:
+        print(json.dumps({"weekly": weekly}), flush=True)
     results = []
     for millions in args.sizes:
         shutil.rmtree(args.workdir, ignore_errors=True)
@@ -241,12 +299,27 @@ def main() -> None:
             p["peak_rss_gb"],
         )
         print(" ".join(f"{v!s:>{len(h) + 2}}" for h, v in zip(header, row, strict=True)))
+    by_size = {r["size"]: r for r in results}
+    spark_rate = {size: r["spark"]["raw_to_gold_rows_per_s"] for size, r in by_size.items()}
     first, last = results[0]["spark"], results[-1]["spark"]
     summary = {
         "sizes": [r["size"] for r in results],
+        "spark_raw_to_gold_rows_per_s_10m": spark_rate.get("10M"),
+        "spark_raw_to_gold_rows_per_s_20m": spark_rate.get("20M"),
+        "pandas_rows_per_s_20m": by_size["20M"]["pandas"]["rows_per_s"] if "20M" in by_size else None,
+        # pandas rows/s over Spark raw-to-gold rows/s at 20M: how many times faster the pandas spend path is
+        "spark_over_pandas_20m": round(by_size["20M"]["pandas"]["rows_per_s"] / spark_rate["20M"], 2)
+        if "20M" in by_size
+        else None,
+        "throughput_20m_over_10m": round(spark_rate["20M"] / spark_rate["10M"], 2)
+        if {"10M", "20M"} <= set(spark_rate)
+        else None,
         "throughput_ratio_largest_vs_smallest": round(
             last["raw_to_gold_rows_per_s"] / first["raw_to_gold_rows_per_s"], 2
         ),
+        "weekly_increment_s": weekly["weekly_increment_s"] if weekly else None,
+        "weekly": weekly,
+        "load_average_end": [round(v, 2) for v in os.getloadavg()],
         "results": results,
     }
     print(json.dumps(summary))

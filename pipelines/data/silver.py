@@ -221,8 +221,9 @@ def weekly_checks(source: SilverSource, brands: dict[str, BrandConfig], today: d
     return checks
 
 
-def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> DataFrame:
-    """Records with ``day``, ``amount`` and the first failed rule (``_check``, ``_reason``; null when all pass)."""
+def row_checked(records: DataFrame, source: SilverSource, today: dt.date) -> DataFrame:
+    """Records with ``day``, ``amount``, the first failed row rule (``_check``, ``_reason``; null when all pass)
+    and ``_key_hash``, a 64-bit hash of the record key that the key rules use to find repeated keys."""
     amount = F.col("raw_value").try_cast("double")
     names_ok = F.coalesce(
         names.valid_column("brand") & names.valid_column("market") & names.valid_column(source.item), F.lit(True)
@@ -237,10 +238,20 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
     for rule in reversed(row_rules(source, today)):
         failed = F.when(rule.failing, F.lit(rule.check)).otherwise(failed)
         reason = F.when(rule.failing, rule.reason).otherwise(reason)
-    typed = typed.withColumn("_check", failed).withColumn("_reason", reason)
-    # Key rules, among the records that passed the row rules: the latest file wins, one record per file.
-    # One window (one sort): newest file first, so row 1 holds the latest file for the key. Files are told
-    # apart by content hash, so a corrected file re-sent under the same name supersedes the first one.
+    return (
+        typed.withColumn("_check", failed)
+        .withColumn("_reason", reason)
+        .withColumn("_key_hash", F.xxhash64(*source.record_key))
+    )
+
+
+def key_checked(rows: DataFrame, source: SilverSource) -> DataFrame:
+    """``row_checked`` records with the key rules applied, among the records that passed the row rules: the
+    latest file wins (the older records are ``superseded``), one record per file (a repeat is ``unique_key``).
+
+    One window (one sort): newest file first, so row 1 holds the latest file for the key. Files are told
+    apart by content hash, so a corrected file re-sent under the same name supersedes the first one.
+    """
     newest_first = Window.partitionBy(*source.record_key, F.col("_check").isNull()).orderBy(
         F.col("_ingest_time").desc(), F.col("_source_file").desc(), "raw_value"
     )
@@ -249,7 +260,7 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
     superseded = passed & (F.col("_content_hash") != F.col("_latest_hash"))
     duplicate = passed & ~superseded & (copy > 1)
     flagged = (
-        typed.withColumn("_latest", F.first("_source_file").over(newest_first))
+        rows.withColumn("_latest", F.first("_source_file").over(newest_first))
         .withColumn("_latest_hash", F.first("_content_hash").over(newest_first))
         .withColumn("_key_check", F.when(superseded, "superseded").when(duplicate, "unique_key"))
     )
@@ -259,10 +270,43 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
         .when(duplicate, F.lit(f"duplicate record: same {', '.join(source.record_key)} in one file"))
         .otherwise(F.col("_reason")),
     ).select(
-        *[c for c in typed.columns if c not in ("_check", "_reason")],
+        *[c for c in rows.columns if c not in ("_check", "_reason")],
         F.coalesce("_key_check", "_check").alias("_check"),
         "_reason",
     )
+
+
+def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> DataFrame:
+    """Records with ``day``, ``amount`` and the first failed rule, row or key (``_check``, ``_reason``; null
+    when all pass), cached: the caller unpersists it.
+
+    The key rules need the records of one key side by side, a sort of every record by its key. Almost
+    every key is unique, so the sort runs only on the records whose key hash is repeated among the passed
+    records (found with one aggregation over a long per record); a hash collision only sends a few more
+    records through the same exact rules.
+    """
+    rows = row_checked(records, source, today).cache()
+    repeated = (
+        rows.filter(F.col("_check").isNull())
+        .groupBy("_key_hash")
+        .count()
+        .filter(F.col("count") > 1)
+        .select("_key_hash")
+        .cache()
+    )
+    if repeated.count() == 0:
+        repeated.unpersist()
+        return rows
+    candidates = F.broadcast(repeated)
+    checked = (
+        rows.join(candidates, "_key_hash", "left_anti")
+        .unionByName(key_checked(rows.join(candidates, "_key_hash", "left_semi"), source))
+        .cache()
+    )
+    checked.count()  # materialised before the frames it is made of are released
+    rows.unpersist()
+    repeated.unpersist()
+    return checked
 
 
 def build_weekly(
@@ -280,7 +324,7 @@ def build_weekly(
             schema = f"brand string, market string, week_start date, {source.item} string, {source.value} double"
             source.silver.sync_merge(spark, root, spark.createDataFrame([], f"{schema}, days int"), [])
         return StageReport(source.silver.name, 0, 0, 0, source.silver.count(spark, root)), None
-    checked = typed_records(long_records(spark, root, source, brands), source, today).cache()
+    checked = typed_records(long_records(spark, root, source, brands), source, today)
     counts = {
         r["passed"]: r["count"] for r in checked.groupBy(F.col("_check").isNull().alias("passed")).count().collect()
     }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipelines.data.ingest import ingest_source
-from pipelines.data.silver import SPEND, build_weekly
+from pipelines.data.silver import SPEND, build_weekly, key_checked, row_checked, typed_records
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.tables import QUARANTINE, WEEKLY_SPEND
 
@@ -45,3 +45,39 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == len(quarantine)
     history = WEEKLY_SPEND.history(spark, root)
     assert [r.operation for r in sorted(history, key=lambda r: r.version)] == ["WRITE", "MERGE"]
+
+
+def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) -> None:
+    """``typed_records`` sorts only the records whose key hash repeats; the outcome must be the full sort's."""
+    columns = "date string, brand string, market string, channel string, campaign string, raw_value string, "
+    columns += "_source_file string, _content_hash string, _ingest_time timestamp, item string"
+    early, late = dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2)
+    rows = [
+        ("2023-06-05", "acme", "DE", "tv_linear", "c1", "10.0", "a.csv", "h1", early, "tv"),  # restated by b.csv
+        ("2023-06-05", "acme", "DE", "tv_linear", "c1", "12.5", "b.csv", "h2", late, "tv"),
+        ("2023-06-06", "acme", "DE", "tv_linear", "c1", "3.0", "a.csv", "h1", early, "tv"),  # twice in one file
+        ("2023-06-06", "acme", "DE", "tv_linear", "c1", "3.0", "a.csv", "h1", early, "tv"),
+        ("2023-06-07", "acme", "DE", "tv_linear", "c1", "-1", "b.csv", "h2", late, "tv"),  # fails a row rule
+        ("2023-06-07", "acme", "DE", "tv_linear", "c1", "4.0", "a.csv", "h1", early, "tv"),  # so this one stays
+        ("2023-06-08", "acme", "DE", "tv_linear", "c1", "5.0", "a.csv", "h1", early, "tv"),  # unique
+    ]
+    records = spark.createDataFrame(rows, columns)
+    today = dt.date(2024, 6, 1)
+    fast = typed_records(records, SPEND, today)
+    every = key_checked(row_checked(records, SPEND, today), SPEND)
+    outcome = ["date", "raw_value", "_source_file", "_check", "_reason"]
+
+    def table(frame) -> list[tuple[str, ...]]:
+        return sorted(tuple(value or "" for value in row) for row in frame.select(outcome).collect())
+
+    assert table(fast) == table(every)
+    assert sorted(r._check or "" for r in fast.collect()) == [
+        "",
+        "",
+        "",
+        "",
+        "spend_non_negative",
+        "superseded",
+        "unique_key",
+    ]
+    fast.unpersist()
