@@ -315,7 +315,9 @@ class TrainingSettings(BaseModel):
     cores_per_market: int = Field(1, ge=1, description="chains in parallel within one market (= spark.task.cpus)")
     chains: int = Field(4, ge=1)
     draws: int = Field(1000, ge=10)
-    tune: int = Field(1000, ge=0)
+    # 500, not PyMC's 1000: on 8 simulated markets nutpie converged as well after 500 tuning steps (R-hat <= 1.00,
+    # bulk ESS 1383-2108, 0 divergences; 1000 steps: R-hat <= 1.01, ESS 1368-2446) in ~20% less time.
+    tune: int = Field(500, ge=0)
     # 0.95, not PyMC's 0.8: the gate allows no divergences, and the smaller steps cost ~10% more time.
     target_accept: float = Field(0.95, gt=0, lt=1)
     holdout_weeks: int = Field(13, ge=0)
