@@ -13,12 +13,13 @@ every geo held out on both sides:
   impression channels with their spends, the two controls, the organic channel, ``Promo`` as a
   non-media treatment, ``population``), its default ``ModelSpec`` with ``holdout_id`` on the last 13
   weeks, the JAX backend, 4 chains x (500 adapt + 500 burn-in + 500 kept).
-- This platform: ``fit_brand`` with its default ``FitSettings`` (numpyro, 4 chains x 1000 tune + 1000
-  draws). The target is revenue (conversions x revenue_per_conversion); the five spends are the
-  channels (geometric adstock l_max 8 as Meridian's ``max_lag``, logistic saturation, ROAS effects
-  pooled over geos: the README's advice for markets of different sizes); the two controls, the
-  organic impressions and ``Promo`` are controls (the spec has no organic or non-media treatment
-  input); 2 yearly harmonics and a linear trend. No population scaling.
+- This platform: ``fit_brand`` with the training job's sampler settings (``TrainingSettings``: nutpie,
+  4 chains x 500 tune + 1000 draws, target_accept 0.95). The target is revenue (conversions x
+  revenue_per_conversion); the five spends are the channels (geometric adstock l_max 8 as Meridian's
+  ``max_lag``, logistic saturation, ROAS effects pooled over geos, adstock and saturation shared by the
+  brand: ``pooling.transforms: shared``); target and spend per capita (``pooling.population_column``,
+  as Meridian scales them); the two controls, the organic impressions and ``Promo`` are controls
+  (brand models take no treatment input yet); 2 yearly harmonics and a linear trend.
 
 Figures per side: wall seconds (model build, compilation and sampling), max R-hat and min bulk ESS
 over every posterior variable, min bulk ESS over the channels' national ROAS (ROI), holdout R^2 and
@@ -69,6 +70,7 @@ from mmm_models.fitted import FittedModel
 from mmm_models.fitting import FitSettings
 from mmm_models.simulator import SimulatedBrand, simulate_brand
 from mmm_models.spec import ModelSpec
+from pipelines.config import TrainingSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "meridian" / "geo_all_channels.csv"
@@ -93,9 +95,9 @@ class Run:
     ours: FitSettings
 
 
-FULL = Run(
-    name="full", geos=40, chains=4, meridian_adapt=500, meridian_burnin=500, meridian_keep=500, ours=FitSettings()
-)
+# the training job's sampler settings, with every core for the chains
+OURS = TrainingSettings().fit_settings().model_copy(update={"holdout_weeks": 0, "cores": None})
+FULL = Run(name="full", geos=40, chains=4, meridian_adapt=500, meridian_burnin=500, meridian_keep=500, ours=OURS)
 QUICK = Run(
     name="quick",
     geos=4,
@@ -103,7 +105,7 @@ QUICK = Run(
     meridian_adapt=50,
     meridian_burnin=20,
     meridian_keep=50,
-    ours=FitSettings(chains=2, draws=100, tune=100),
+    ours=OURS.model_copy(update={"chains": 2, "draws": 100, "tune": 100}),
 )
 
 
@@ -135,8 +137,9 @@ def run_meridian(python: Path, csv: Path, roles: dict, run: Run, holdout_weeks: 
     return json.loads(out.read_text())
 
 
-def our_spec(date_column: str, target: str, controls: list[str]) -> ModelSpec:
-    """The platform's spec for the five channels: Meridian's lag window, ROAS effects pooled over geos."""
+def our_spec(date_column: str, target: str, controls: list[str], population: str | None = None) -> ModelSpec:
+    """The platform's spec for the five channels: Meridian's lag window, ROAS effects pooled over geos,
+    transforms shared by the brand, per-capita scaling when the frames have a ``population`` column."""
     channel = {"adstock": {"type": "geometric", "l_max": 8}, "saturation": {"type": "logistic"}}
     return ModelSpec.from_dict(
         {
@@ -147,6 +150,7 @@ def our_spec(date_column: str, target: str, controls: list[str]) -> ModelSpec:
             "controls": [{"name": c} for c in controls],
             "seasonality": {"harmonics": 2},
             "trend": {"type": "linear"},
+            "pooling": {"transforms": "shared", "population_column": population},
         }
     )
 
@@ -155,7 +159,7 @@ def real_frames(data: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Meridian's CSV as this platform's per-geo frames: revenue as the target, spends as channels."""
     frame = data.assign(revenue=data["conversions"] * data["revenue_per_conversion"])
     frame = frame.rename(columns={f"{c}_spend": c for c in CHANNELS})
-    columns = ["time", "revenue", *CHANNELS, *CONTROLS]
+    columns = ["time", "revenue", *CHANNELS, *CONTROLS, "population"]
     return {str(geo): part[columns].reset_index(drop=True) for geo, part in frame.groupby("geo", sort=False)}
 
 
@@ -282,7 +286,7 @@ def real_data(run: Run, python: Path, workdir: Path) -> dict[str, dict]:
     meridian = run_meridian(python, real_csv, roles, run, HOLDOUT_WEEKS, workdir / f"{run.name}_meridian_real.json")
 
     frames = real_frames(data)
-    spec = our_spec("time", "revenue", CONTROLS)
+    spec = our_spec("time", "revenue", CONTROLS, population="population")
     brand, ours = fit_ours(frames, spec, run.ours.model_copy(update={"holdout_weeks": HOLDOUT_WEEKS}))
     observed = {g: f["revenue"].to_numpy(float) for g, f in frames.items()}
     ours.update(fit_scores(observed, {g: expected_revenue(m) for g, m in brand.markets.items()}, HOLDOUT_WEEKS))
