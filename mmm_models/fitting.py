@@ -201,7 +201,7 @@ def _parallel_devices(settings: FitSettings) -> int:
 def _sample_numpyro(
     spec: ModelSpec, design: Design | BrandDesign, settings: FitSettings, lift: LiftDesign | BrandLift | None
 ) -> SamplerRun:
-    return _sample_numpyro_units(spec, [design], settings, [lift])[0]
+    return _sample_numpyro_units(spec, [design], settings, [lift], [model_data(spec, design, lift)])[0]
 
 
 def sample_batch(
@@ -213,7 +213,7 @@ def sample_batch(
     """Sample several markets of one spec in as few compiled calls as their shapes allow (numpyro).
 
     Markets whose data arrays have the same shapes (the same padded history length and lift-test
-    layout) share one call in which every market's chains are lanes of one vectorised NUTS; each
+    layout) share one call in which every market's chains are lanes of one NUTS (``FitSettings.lanes``); each
     market keeps its own data, initial points, step size and mass matrix, so its posterior is the
     one a fit of that market alone gives (up to the random numbers). ``seconds`` is the call's time
     shared equally by its markets. Results come back in the order of ``designs``.
@@ -221,14 +221,15 @@ def sample_batch(
     if settings.sampler != "numpyro":
         raise ValueError(f"batched fitting needs the numpyro sampler, not {settings.sampler!r}")
     lifts = lifts or [None] * len(designs)
+    arrays = [model_data(spec, design, lift) for design, lift in zip(designs, lifts, strict=True)]
     by_shape: dict[tuple[Any, ...], list[int]] = {}
-    for index, (design, lift) in enumerate(zip(designs, lifts, strict=True)):
-        arrays = model_data(spec, design, lift)
-        key = (lift is not None, *sorted((name, np.shape(value)) for name, value in arrays.items()))
-        by_shape.setdefault(key, []).append(index)
+    for index, unit in enumerate(arrays):
+        by_shape.setdefault(tuple(sorted((name, np.shape(value)) for name, value in unit.items())), []).append(index)
     runs: list[SamplerRun | None] = [None] * len(designs)
     for indices in by_shape.values():
-        group = _sample_numpyro_units(spec, [designs[i] for i in indices], settings, [lifts[i] for i in indices])
+        group = _sample_numpyro_units(
+            spec, [designs[i] for i in indices], settings, [lifts[i] for i in indices], [arrays[i] for i in indices]
+        )
         for index, run in zip(indices, group, strict=True):
             runs[index] = run
     return runs  # type: ignore[return-value]
@@ -239,8 +240,10 @@ def _sample_numpyro_units(
     designs: list[Design] | list[BrandDesign],
     settings: FitSettings,
     lifts: list[LiftDesign | None] | list[BrandLift | None],
+    per_unit: list[dict[str, np.ndarray]],
 ) -> list[SamplerRun]:
-    """Sample units (markets of one shape, or one brand) as lanes of one compiled call: units x chains."""
+    """Sample units (markets of one shape, or one brand) as lanes of one compiled call: units x chains.
+    ``per_unit`` holds each unit's data arrays (``model_data``)."""
     import jax
 
     units, chains, draws = len(designs), settings.chains, settings.draws
@@ -260,7 +263,6 @@ def _sample_numpyro_units(
     if compiled is None:
         log.info("building sampler for model structure %s (once per process)", spec.structure_key())
         compiled = _CACHE[key] = _compile_numpyro(spec, designs[0], settings, lifts[0])
-    per_unit = [model_data(spec, d, lift) for d, lift in zip(designs, lifts, strict=True)]
     data = [np.stack([np.asarray(u[name], dtype=float) for u in per_unit]) for name in compiled.data_names]
     shape = tuple(a.shape for a in data)
     first_time = shape not in compiled.shapes_seen

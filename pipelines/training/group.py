@@ -140,15 +140,17 @@ def _train_markets(
 ) -> None:
     """Fit the group's markets independently: together in one batch (``fit_batch``) where the job batches and
     a market has no training override of its own, else one at a time."""
-    alone = dict(frames)
+    done: set[str] = set()
     if training.batch_size > 1:
-        together = {m: f for m, f in frames.items() if not job.overrides.get(f"{brand}/{m}", {}).get("training")}
-        together = {m: f for m, f in together.items() if not _reuse_registered(job, brand, m, results[m])}
+        shared = [m for m in frames if not job.overrides.get(f"{brand}/{m}", {}).get("training")]
+        done = {m for m in shared if _reuse_registered(job, brand, m, results[m])}
+        together = {m: frames[m] for m in shared if m not in done}
         if len(together) > 1:
             _train_batch(spec, together, training, job, brand, results)
-            alone = {m: f for m, f in frames.items() if m not in together}
-    for market, frame in alone.items():
-        _train_market(spec, frame, job, brand, market, results[market])
+            done |= set(together)
+    for market, frame in frames.items():
+        if market not in done:
+            _train_market(spec, frame, job, brand, market, results[market])
 
 
 def _reuse_registered(job: TrainJob, brand: str, market: str, result: dict) -> bool:
