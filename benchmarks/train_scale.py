@@ -7,6 +7,7 @@ included). In the same run:
 - markets per minute with ``local[1]`` against ``local[2]`` (8 markets each, fresh Spark and workers).
 
     python benchmarks/train_scale.py [--markets 40] [--workdir /tmp/mmm_train_scale] [--sampler numpyro --batch-size 8]
+        [--target-accept 0.9]   # the sampler's acceptance target; default: the platform's
         [--no-compare]   # only the 40-market training, without the naive loop and the local[1]/local[2] runs
 
 The last line is one JSON object.
@@ -102,6 +103,7 @@ def spark_training(
         "tracking_s_median": round(float(runs.tracking_seconds.median()), 2),
         "batch_size": platform_for(workdir, training).training.batch_size,
         "sampler": platform_for(workdir, training).training.sampler,
+        "target_accept": platform_for(workdir, training).training.target_accept,
     }
 
 
@@ -147,10 +149,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mmm_train_scale"))
     parser.add_argument("--sampler", choices=["nutpie", "numpyro"], help="default: the platform's")
     parser.add_argument("--batch-size", type=int, help="markets per compiled call (numpyro); default: the platform's")
+    parser.add_argument("--target-accept", type=float, help="the sampler's acceptance target; default: the platform's")
     parser.add_argument("--no-compare", action="store_true", help="skip the naive loop and the local[1]/local[2] runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: "<master>" for the scaling runs
     args = parser.parse_args()
-    training = {k: v for k, v in (("sampler", args.sampler), ("batch_size", args.batch_size)) if v is not None}
+    chosen = (("sampler", args.sampler), ("batch_size", args.batch_size), ("target_accept", args.target_accept))
+    training = {k: v for k, v in chosen if v is not None}
     if args.child:
         only = [f"{b}/{m}" for b, ms in raw_config(args.markets).markets.items() for m in ms][:SCALING_MARKETS]
         scratch = args.workdir / f"scaling-{args.child}"
@@ -180,6 +184,7 @@ def main() -> None:
         tracking_s_median=result["tracking_s_median"],
         batch_size=result["batch_size"],
         sampler=result["sampler"],
+        target_accept=result["target_accept"],
     )
     if args.no_compare:
         print(json.dumps(summary))
@@ -200,6 +205,7 @@ def main() -> None:
                 str(args.workdir),
                 *(["--sampler", args.sampler] if args.sampler else []),
                 *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
+                *(["--target-accept", str(args.target_accept)] if args.target_accept else []),
             ],
             capture_output=True,
             text=True,

@@ -93,6 +93,14 @@ def _groups(transforms: list[Any], kind: str) -> tuple[ChannelGroup, ...]:
     return tuple(groups)
 
 
+def _group_channels(values: Any, group: ChannelGroup, groups: tuple[ChannelGroup, ...]) -> Any:
+    """The group's channels of ``values`` (..., channels); the array itself when the group holds every
+    channel in order, which spares the model's gradient a gather and its scatter at every evaluation."""
+    if len(groups) == 1 and group.channels == tuple(range(len(group.channels))):
+        return values
+    return values[..., list(group.channels)]
+
+
 def _in_channel_order(xp: Any, parts: list[Any], groups: tuple[ChannelGroup, ...]) -> Any:
     order = [c for g in groups for c in g.channels]
     joined = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-1)
@@ -104,7 +112,9 @@ def _in_channel_order(xp: Any, parts: list[Any], groups: tuple[ChannelGroup, ...
 def adstocked_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Mapping[str, Any]) -> Any:
     """Adstocked scaled spend, (..., weeks, channels)."""
     parts = [
-        group.transform.apply(xp, spend_lags[..., list(group.channels)], **layout.group_params(params, group))
+        group.transform.apply(
+            xp, _group_channels(spend_lags, group, layout.adstock), **layout.group_params(params, group)
+        )
         for group in layout.adstock
     ]
     return _in_channel_order(xp, parts, layout.adstock)
@@ -125,7 +135,9 @@ def saturated_spend(xp: Any, layout: ChannelLayout, spend_lags: Any, params: Map
     """Saturation of adstocked spend, (..., weeks, channels), each value in [0, 1)."""
     adstocked = adstocked_spend(xp, layout, spend_lags, params)
     parts = [
-        group.transform.apply(xp, adstocked[..., list(group.channels)], **layout.group_params(params, group))
+        group.transform.apply(
+            xp, _group_channels(adstocked, group, layout.saturation), **layout.group_params(params, group)
+        )
         for group in layout.saturation
     ]
     return _in_channel_order(xp, parts, layout.saturation)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytensor
+from pytensor.graph.traversal import ancestors
+from pytensor.tensor.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1, AdvancedSubtensor, AdvancedSubtensor1
 from scipy import stats
 
 from mmm_models import constants as C
 from mmm_models.data import ScalingFactors, build_design, validate_market_frame
 from mmm_models.equations import ChannelLayout, linear_predictor
 from mmm_models.model import build_model
-from mmm_models.simulator import SimulationConfig, simulate_market
+from mmm_models.simulator import SimulationConfig, simulate_market, simulation_spec
 from mmm_models.spec import ModelSpec
 
 MIXED = ModelSpec.from_dict(
@@ -95,3 +98,15 @@ def test_events_mark_their_week() -> None:
     week = np.flatnonzero(design.events[:, 0])
     assert len(week) == 1 and pd.Timestamp(design.dates[week[0]]) == pd.Timestamp("2022-03-07")
     assert frame is not None
+
+
+def test_one_transform_type_needs_no_gather() -> None:
+    """With one adstock and one saturation type (the default spec), the log density and its gradient take
+    the spend arrays whole: no gather, and no scatter in the gradient, at every evaluation."""
+    spec = simulation_spec(SimulationConfig(weeks=60))
+    frame = validate_market_frame(spec, simulate_market(SimulationConfig(weeks=60), seed=1).data)
+    model = build_model(spec, build_design(spec, frame, ScalingFactors.compute(spec, frame)))
+    logp = model.logp()
+    graph = ancestors([logp, *pytensor.grad(logp, model.value_vars)])
+    ops = {type(v.owner.op) for v in graph if v.owner is not None}
+    assert not ops & {AdvancedSubtensor, AdvancedSubtensor1, AdvancedIncSubtensor, AdvancedIncSubtensor1}
