@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -325,55 +327,90 @@ def _sample_nutpie(
     start = time.perf_counter()
     compiled_model = _CACHE.get(key)
     first_time = compiled_model is None
-    if first_time:
-        brand = isinstance(design, BrandDesign)
-        log.info(
-            "compiling model structure %s with %s (once per process)", spec.structure_key(), "JAX" if brand else "numba"
-        )
-        model = build_model(spec, design, lift)
-        if brand:
-            # A brand's log density is one vectorised program over its markets, which XLA compiles
-            # quickly and runs on any JAX device: on the 40 Meridian geos numba took 283 s to
-            # compile it and JAX 9 s (load average 11 on 2 cores). Every market count is a new
-            # structure, so this is paid once per brand size and worker.
-            backend.configure()
-            compiled_model = nutpie.compile_pymc_model(
-                model,
-                backend="jax",
-                gradient_backend="jax",
-                freeze_model=False,  # data stay swappable
-            )
-        else:
-            compiled_model = nutpie.compile_pymc_model(model)
-        _CACHE[key] = compiled_model
-        COMPILE_COUNT["count"] += 1
-    data = model_data(spec, design, lift)
-    if isinstance(design, BrandDesign):  # on the JAX device once, not copied at every gradient
-        import jax.numpy as jnp
+    brand = isinstance(design, BrandDesign)
+    with _single_precision() if brand else nullcontext():
+        if first_time:
+            log.info(
+                "compiling model structure %s with %s (once per process)",
+                spec.structure_key(), "JAX in single precision" if brand else "numba",
+            )  # fmt: skip
+            if brand:
+                compiled_model = _compile_brand(spec, design, lift)
+            else:
+                compiled_model = nutpie.compile_pymc_model(build_model(spec, design, lift))
+            _CACHE[key] = compiled_model
+            COMPILE_COUNT["count"] += 1
+        data = model_data(spec, design, lift)
+        if brand:  # on the JAX device once, not copied at every gradient
+            import jax.numpy as jnp
 
-        data = {name: jnp.asarray(value) for name, value in data.items()}
-    runnable = compiled_model.with_data(**data)
-    sampler = nutpie.sample(
-        runnable,
-        chains=settings.chains,
-        draws=settings.draws,
-        tune=settings.tune,
-        seed=settings.seed,
-        cores=settings.cores or backend.usable_cores(),
-        target_accept=settings.target_accept,
-        progress_bar=False,
-        # The low-rank update follows correlated parameters, which a diagonal mass matrix cannot. A
-        # brand model's market offsets, spreads and brand means: on a simulated 8-market brand, diagonal
-        # adaptation left R-hat 1.03 and bulk ESS 145 (2000 tuning steps: 1.05 / 108), the low-rank
-        # update gave 1.01 / 573 for 1.4x the sampling time. A market's channel effects, adstock and
-        # saturation: on 10 simulated 5-channel, 156-week markets (4 x 1000 draws, 500 tuning steps)
-        # it halved the leapfrog steps per draw (25-33 -> 14-15) and cut the CPU time by a quarter,
-        # every market converged (min bulk ESS 520 against 1008).
-        low_rank_modified_mass_matrix=True,
-        blocking=False,
-    )
-    idata = _wait_logging_progress(sampler, settings.chains * (settings.tune + settings.draws))
+            data = {name: jnp.asarray(value, dtype=jnp.float32) for name, value in data.items()}
+        runnable = compiled_model.with_data(**data)
+        sampler = nutpie.sample(
+            runnable,
+            chains=settings.chains,
+            draws=settings.draws,
+            tune=settings.tune,
+            seed=settings.seed,
+            cores=settings.cores or backend.usable_cores(),
+            target_accept=settings.target_accept,
+            progress_bar=False,
+            # The low-rank update follows correlated parameters, which a diagonal mass matrix cannot. A
+            # brand model's market offsets, spreads and brand means: on a simulated 8-market brand,
+            # diagonal adaptation left R-hat 1.03 and bulk ESS 145 (2000 tuning steps: 1.05 / 108), the
+            # low-rank update gave 1.01 / 573 for 1.4x the sampling time. A market's channel effects,
+            # adstock and saturation: on 10 simulated 5-channel, 156-week markets (4 x 1000 draws, 500
+            # tuning steps) it halved the leapfrog steps per draw (25-33 -> 14-15) and cut the CPU time
+            # by a quarter, every market converged (min bulk ESS 520 against 1008).
+            low_rank_modified_mass_matrix=True,
+            blocking=False,
+        )
+        idata = _wait_logging_progress(sampler, settings.chains * (settings.tune + settings.draws))
+    if brand:  # every consumer computes in double precision (SciPy's SLSQP in the optimiser requires it)
+        idata.posterior = idata.posterior.map(lambda draws: draws.astype("float64", copy=False), keep_attrs=True)
     return SamplerRun(idata=idata, compiled=first_time, seconds=time.perf_counter() - start)
+
+
+def _compile_brand(spec: ModelSpec, design: BrandDesign, lift: BrandLift | None) -> Any:
+    """A brand model's log density for nutpie, compiled with JAX (call it inside ``_single_precision``).
+
+    A brand's log density is one vectorised program over its markets, which XLA compiles quickly
+    and runs on any JAX device: on the 40 Meridian geos numba took 283 s to compile it and JAX 9 s
+    (load average 11 on 2 cores). Every market count is a new structure, so this is paid once per
+    brand size and worker.
+    """
+    import nutpie
+
+    return nutpie.compile_pymc_model(
+        build_model(spec, design, lift),
+        backend="jax",
+        gradient_backend="jax",
+        freeze_model=False,  # data stay swappable
+    )
+
+
+@contextmanager
+def _single_precision() -> Iterator[None]:
+    """Build, compile and sample a brand model in single precision, as Meridian samples.
+
+    PyTensor builds the graph with ``floatX`` float32 and JAX traces it without 64-bit types (PyTensor's
+    JAX linker also switches them off for a float32 graph); both settings are restored afterwards, for
+    the double-precision work around it. On the 40 Meridian geos a gradient in nutpie took 1.8 ms of
+    CPU against 2.8 ms in double precision (runs one after the other, load 8-15). The data are scaled to order one, nutpie keeps
+    the energy and its adaptation in double precision, and ``tests/mmm_models/test_brand.py`` checks the
+    log density and its gradient against the double-precision model.
+    """
+    backend.configure()  # first: it switches 64-bit types on, once per process
+    import jax
+    import pytensor
+
+    x64 = jax.config.jax_enable_x64
+    try:
+        with pytensor.config.change_flags(floatX="float32"):
+            jax.config.update("jax_enable_x64", False)
+            yield
+    finally:
+        jax.config.update("jax_enable_x64", x64)
 
 
 PROGRESS_EVERY_S = 30.0
