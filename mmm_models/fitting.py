@@ -396,9 +396,9 @@ def _single_precision() -> Iterator[None]:
     PyTensor builds the graph with ``floatX`` float32 and JAX traces it without 64-bit types (PyTensor's
     JAX linker also switches them off for a float32 graph); both settings are restored afterwards, for
     the double-precision work around it. On the 40 Meridian geos a gradient in nutpie took 1.8 ms of
-    CPU against 2.8 ms in double precision (runs one after the other, load 8-15). The data are scaled to order one, nutpie keeps
-    the energy and its adaptation in double precision, and ``tests/mmm_models/test_brand.py`` checks the
-    log density and its gradient against the double-precision model.
+    CPU against 2.8 ms in double precision (runs one after the other, load 8-15). The data are scaled
+    to order one, nutpie keeps the energy and its adaptation in double precision, and
+    ``tests/mmm_models/test_brand.py`` checks the log density and its gradient against double precision.
     """
     backend.configure()  # first: it switches 64-bit types on, once per process
     import jax
