@@ -11,7 +11,8 @@ stage, the sampling stage's seconds, the job's wall seconds and the worst diagno
     python benchmarks/brand_spark.py --quick   # 6 markets, 104 weeks, 150 + 100 draws: checks it runs
 
 The last line is one JSON object: markets, tasks_one, wall_s_one, tasks_split, wall_s_split, ratio
-(wall_s_one / wall_s_split) and the sampling stage's seconds of each.
+(wall_s_one / wall_s_split), the sampling stage's seconds of each, and the split run's sizes: MB of draws
+the blocks returned (``draws_mb``) and MB shipped to one market's finishing task (``market_mb``).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def train_once(workdir: Path, config: RawDataConfig, tasks: int, sampling: dict)
     runs = report.runs
     fitted = runs[runs.status != "failed"]
     return {
-        "tasks": report.sampling_tasks.get(BRAND, 0),
+        "tasks": report.brand_sampling[BRAND]["tasks"],
+        "draws_mb": round(report.brand_sampling[BRAND]["draws_bytes"] / 1e6, 2),
+        "market_mb": round(report.brand_sampling[BRAND].get("market_bytes", 0) / 1e6, 3),
         "wall_s": round(report.wall_s, 1),
         # a market's fit_seconds is its share of the sampling stage's wall time
         "sampling_s": round(float(fitted.fit_seconds.sum()), 1),
@@ -137,6 +140,8 @@ def main() -> None:
                 "sampling_s_split": split["sampling_s"],
                 "ratio": round(one["wall_s"] / split["wall_s"], 2),
                 "sampling_ratio": round(one["sampling_s"] / split["sampling_s"], 2),
+                "draws_mb": split["draws_mb"],
+                "market_mb": split["market_mb"],
                 "max_rhat_split": split["max_rhat"],
                 "min_ess_bulk_split": split["min_ess_bulk"],
             }

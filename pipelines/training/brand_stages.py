@@ -30,11 +30,14 @@ BLOCK_SCHEMA = "task int, brand string, chain_block int, first_chain int, chains
 TASK_SCHEMA = "task int, brand string, market string"
 
 
-def train_brands(spark: SparkSession, frame: DataFrame, job: TrainJob, slots: int) -> tuple[list[Row], dict[str, int]]:
+def train_brands(
+    spark: SparkSession, frame: DataFrame, job: TrainJob, slots: int
+) -> tuple[list[Row], dict[str, dict[str, float]]]:
     """Every brand's model sampled in chain blocks, then each market finished in a task of its own.
 
-    Returns the status rows (``RESULT_SCHEMA``, one per market) and, per brand, the Spark tasks its
-    sampling ran in.
+    Returns the status rows (``RESULT_SCHEMA``, one per market) and, per brand, its sampling stage: the
+    Spark tasks it ran in (``tasks``), the netCDF bytes of its blocks (``draws_bytes``) and the mean
+    bytes shipped to a market's finishing task (``market_bytes``).
     """
     training = TrainingSettings.model_validate(job.training)
     blocks = chains.chain_blocks(training.chains, training.chain_tasks(slots))
@@ -53,12 +56,21 @@ def train_brands(spark: SparkSession, frame: DataFrame, job: TrainJob, slots: in
     by_brand: dict[str, list[Row]] = {}
     for row in sorted(sampled, key=lambda r: (r.brand, r.chain_block)):
         by_brand.setdefault(row.brand, []).append(row)
-    tasks = {brand: len({r.partition for r in rows}) for brand, rows in by_brand.items()}
+    sampling = {
+        brand: {
+            "tasks": len({r.partition for r in rows}),
+            "draws_bytes": sum(len(r.posterior or b"") for r in rows),
+        }
+        for brand, rows in by_brand.items()
+    }
     keys = partition_keys(spark, len(pairs))
     shipped = []
     for brand in brands:
         markets = [market for b, market in pairs if b == brand]
-        shipped += shipped_rows(brand, markets, by_brand.get(brand, []), len(blocks))
+        found = shipped_rows(brand, markets, by_brand.get(brand, []), len(blocks))
+        if brand in sampling:
+            sampling[brand]["market_bytes"] = sum(len(row[2] or b"") for row in found) / len(found)
+        shipped += found
     shipped = [(key, *row) for key, row in zip(keys, shipped, strict=True)]
     task_of = spark.createDataFrame([row[:3] for row in shipped], TASK_SCHEMA)
     rows = frame.join(F.broadcast(task_of), ["brand", "market"])
@@ -70,7 +82,7 @@ def train_brands(spark: SparkSession, frame: DataFrame, job: TrainJob, slots: in
             .applyInPandas(finish_market_function(job), RESULT_SCHEMA)
             .collect()  # one small row per market, now on the driver: no executor holds the only copy
         )
-    return finished, tasks
+    return finished, sampling
 
 
 def shipped_rows(brand: str, markets: list[str], blocks: list[Row], expected: int) -> list[tuple]:

@@ -49,7 +49,8 @@ class TrainReport:
     training_run_id: str
     runs: pd.DataFrame
     wall_s: float
-    sampling_tasks: dict[str, int] = field(default_factory=dict)  # unit brand: Spark tasks each brand sampled in
+    # unit brand, per brand: its sampling stage's Spark tasks, bytes of draws, mean bytes shipped per market
+    brand_sampling: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return int((self.runs["status"] == status).sum())
@@ -221,10 +222,10 @@ def _train_under(
         progress(f"training {len(included)} market models{how} (MLflow parent run {parent})")
     watcher = _ProgressWatcher(store, experiment_id, parent, len(included), progress)
     watcher.start()
-    sampling_tasks: dict[str, int] = {}
+    sampling: dict[str, dict[str, float]] = {}
     try:
         if unit == "brand":
-            collected, sampling_tasks = train_brands(spark, frame, job, slots)
+            collected, sampling = train_brands(spark, frame, job, slots)
         else:
             with one_task_per_group(spark, len(groups)):  # models spread over every core
                 collected = (
@@ -243,11 +244,11 @@ def _train_under(
     counts = runs["status"].value_counts().to_dict()
     metrics = {f"markets_{s}": counts.get(s, 0) for s in ("success", "rejected", "failed")}
     metrics["markets_review"] = int((runs["review_verdict"] == "REVIEW").sum())
-    if sampling_tasks:
-        metrics["brand_sampling_tasks"] = sum(sampling_tasks.values())
+    if sampling:
+        metrics["brand_sampling_tasks"] = sum(stage["tasks"] for stage in sampling.values())
     store.log_batch(parent, metrics={**metrics, "wall_s": wall})
     store.terminate(parent, "FINISHED" if not counts.get("failed") else "FAILED")
-    return TrainReport(parent, runs, wall, sampling_tasks)
+    return TrainReport(parent, runs, wall, sampling)
 
 
 BATCH_SCHEMA = "brand string, market string, batch int"

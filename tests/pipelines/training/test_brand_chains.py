@@ -70,7 +70,9 @@ def test_a_brand_sampled_in_two_tasks_has_every_chain_and_a_version_per_market(s
     lines: list[str] = []
     report = train(spark, lake["root"], lake["brands"], lake["platform"], AS_OF, progress=lines.append)
     assert "each sampled in 2 chain tasks" in lines[0]
-    assert report.sampling_tasks == {"trio": 2}  # two Spark tasks sampled the brand's chains
+    assert report.brand_sampling["trio"]["tasks"] == 2  # two Spark tasks sampled the brand's chains
+    # a market's shipped slice is small: its own parameters, the brand's and the sampler statistics
+    assert 0 < report.brand_sampling["trio"]["market_bytes"] < report.brand_sampling["trio"]["draws_bytes"]
     runs = report.runs.set_index("market")
     assert sorted(runs.index) == ["DE", "ES", "FR", "IT"]  # one status row per market
     assert runs.loc["ES", "status"] == "failed" and runs.loc["ES", "error"].startswith("DataError")
