@@ -72,7 +72,7 @@ def train_once(workdir: Path, config: RawDataConfig, tasks: int, sampling: dict)
         brand_configs(config, QualityLimits(min_history_weeks=52)),
         platform,
         AS_OF,
-        progress=lambda line: print(line, flush=True),
+        progress=lambda line: print(line, file=sys.stderr, flush=True),  # stdout: the child's JSON
     )
     runs = report.runs
     fitted = runs[runs.status != "failed"]
@@ -123,7 +123,7 @@ def main() -> None:
     for tasks in (1, args.split):
         command = [sys.executable, __file__, "--child", str(tasks), "--workdir", str(args.workdir)]
         command += ["--quick"] if args.quick else ["--markets", str(markets)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
         results[tasks] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{tasks} chain task(s): {json.dumps(results[tasks])}", flush=True)
     one, split = results[1], results[args.split]

@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from pipelines.config import (
     DataReviewSettings,
@@ -21,6 +22,7 @@ from pipelines.data.run import run_pipeline
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.registry.store import RegistryStore
 from pipelines.training.driver import train
+from pipelines.training.tasks import one_task_per_group, partition_keys
 from pipelines.training.worker import TEST_FAULT_VARIABLE
 from tests.conftest import LENIENT_REVIEW
 
@@ -102,3 +104,12 @@ def test_a_brand_whose_sampling_fails_fails_every_market_with_the_reason(spark, 
     store = RegistryStore.from_settings(lake["platform"].mlflow)
     children = store.child_runs(store.experiment_id(lake["platform"].mlflow.experiment), report.training_run_id)
     assert sorted(r.info.status for r in children) == ["FAILED"] * 4  # each market's failure is tracked
+
+
+def test_partition_keys_put_each_group_in_a_shuffle_partition_of_its_own(spark) -> None:
+    keys = partition_keys(spark, 7)
+    assert len(set(keys)) == 7
+    with one_task_per_group(spark, 7):
+        grouped = spark.createDataFrame([(k,) for k in keys], "task int").groupBy("task").count()
+        partitions = grouped.select("task", F.spark_partition_id().alias("partition")).collect()
+    assert {row.task: row.partition for row in partitions} == {key: index for index, key in enumerate(keys)}
