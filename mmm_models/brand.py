@@ -6,6 +6,10 @@ into one ``FittedModel`` per market: that market's slice of every market-level p
 built on ``FittedModel`` (analysis, prediction, persistence, diagnostics, tracking) therefore works
 unchanged for both units. Brand-level parameters (the pooled means and spreads, GP length scales)
 stay in ``BrandFit.idata``.
+
+The steps are public so that the training job can spread them: ``prepare_brand`` (validate, scale,
+stack), ``sample_brand`` (one block of the chains, ``mmm_models.chains``), and ``BrandFit.of`` or
+``market_view`` on the merged posterior. ``fit_brand`` runs them in one process.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mmm_models import constants as C
+from mmm_models.chains import CHAIN, ChainBlock, brand_level_diagnostics, brand_level_summary
 from mmm_models.data import (
     DataError,
     ScalingFactors,
@@ -31,7 +36,7 @@ from mmm_models.data import (
 )
 from mmm_models.equations import ChannelLayout
 from mmm_models.fitted import FittedModel, PreparedMarket, drop_padding_vars, prepare_market
-from mmm_models.fitting import FitSettings, sample
+from mmm_models.fitting import FitSettings, SamplerRun, sample
 from mmm_models.hierarchy import BrandDesign, BrandLift
 from mmm_models.lift import LiftDesign
 from mmm_models.spec import ModelSpec
@@ -54,12 +59,28 @@ class BrandFit:
     failed: dict[str, str] = field(default_factory=dict)  # market -> why it was left out
     timings: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls, prepared: PreparedBrand, idata: az.InferenceData, settings: FitSettings, timings: dict[str, float]
+    ) -> BrandFit:
+        """The brand's fit from its (merged) posterior: one view per prepared market."""
+        timings = {**timings, "markets": len(prepared.markets)}
+        views = {
+            m: market_view(prepared.spec, idata, p, settings, m, f"{prepared.brand}/{m}", timings)
+            for m, p in prepared.markets.items()
+        }
+        return cls(
+            spec=prepared.spec,
+            brand=prepared.brand,
+            idata=idata,
+            markets=views,
+            failed=dict(prepared.failed),
+            timings=timings,
+        )
+
     def brand_diagnostics(self) -> dict[str, float]:
         """Worst R-hat and bulk ESS of the brand-level parameters (the markets' views lack them)."""
-        summary = self._brand_level
-        if summary.empty:
-            return {"max_rhat": 1.0, "min_ess_bulk": float("inf")}
-        return {"max_rhat": float(summary["r_hat"].max()), "min_ess_bulk": float(summary["ess_bulk"].min())}
+        return brand_level_diagnostics(self._brand_level)
 
     def brand_summary(self) -> pd.DataFrame:
         """Summary (90% HDI) of the brand-level parameters: pooled means, spreads, GP hyperparameters."""
@@ -67,9 +88,7 @@ class BrandFit:
 
     @cached_property
     def _brand_level(self) -> pd.DataFrame:
-        """One ArviZ summary of the parameters without a market axis, behind both methods above."""
-        names = [v for v, da in self.idata.posterior.data_vars.items() if C.MARKET not in da.dims]
-        return az.summary(self.idata, var_names=names, hdi_prob=0.9) if names else pd.DataFrame()
+        return brand_level_summary(self.idata)
 
 
 def fit_brand(
@@ -90,9 +109,44 @@ def fit_brand(
     ``populations`` (market -> population, e.g. from a markets file), or the spec's
     ``pooling.population_column`` in the frames, scales target and spend per capita on one
     brand-wide scale (``data.per_capita_scalings``); a market's stored ``scalings`` win over both.
+    The steps apart (``prepare_brand``, ``sample_brand``, ``BrandFit.of``) let the training job
+    sample blocks of chains in separate tasks and merge them.
     """
     settings = settings or FitSettings()
     start = time.perf_counter()
+    prepared = prepare_brand(spec, frames, settings, scalings, brand, lift_tests, allow_target_gaps, populations)
+    block = ChainBlock(0, settings.chains)
+    run = sample_brand(prepared, settings, block)
+    timings = {"sampler_s": run.seconds, "wall_s": time.perf_counter() - start, "compiled": float(run.compiled)}
+    log.info(
+        "%s: brand model fitted in %.1f s%s", brand, timings["wall_s"], " (compiled first)" if run.compiled else ""
+    )
+    return BrandFit.of(prepared, run.idata, settings, timings)
+
+
+@dataclass
+class PreparedBrand:
+    """A brand's valid markets, ready to sample as one model, and the markets left out (with why)."""
+
+    spec: ModelSpec
+    brand: str
+    markets: dict[str, PreparedMarket]
+    failed: dict[str, str]
+    design: BrandDesign
+    lift: BrandLift | None
+
+
+def prepare_brand(
+    spec: ModelSpec,
+    frames: Mapping[str, pd.DataFrame],
+    settings: FitSettings,
+    scalings: Mapping[str, ScalingFactors] | None = None,
+    brand: str = "brand",
+    lift_tests: Mapping[str, pd.DataFrame] | None = None,
+    allow_target_gaps: bool = False,
+    populations: Mapping[str, float] | None = None,
+) -> PreparedBrand:
+    """Validate and scale every market (as ``fit_brand`` documents) and stack the valid ones' designs."""
     scalings, lift_tests = dict(scalings or {}), lift_tests or {}
     prepared: dict[str, PreparedMarket] = {}
     failed: dict[str, str] = {}
@@ -124,23 +178,28 @@ def fit_brand(
         raise TooFewMarketsError(
             f"{brand}: a brand model needs at least two valid markets; left out: {failed or 'none'}"
         )
-
-    markets = list(prepared)
     weeks = padded_length(max(len(p.design.mask) for p in prepared.values()))
-    design = BrandDesign(markets, [p.design for p in prepared.values()], weeks)
+    design = BrandDesign(list(prepared), [p.design for p in prepared.values()], weeks)
     tested = [p.lift for p in prepared.values() if p.lift is not None]
     lift = BrandLift([p.lift or _no_tests(spec) for p in prepared.values()]) if tested else None
+    return PreparedBrand(spec=spec, brand=brand, markets=prepared, failed=failed, design=design, lift=lift)
+
+
+def sample_brand(prepared: PreparedBrand, settings: FitSettings, block: ChainBlock) -> SamplerRun:
+    """Sample ``block``'s chains of the brand model (its own seed, ``ChainBlock.seed``); the posterior's
+    ``chain`` coordinate holds the block's chain numbers, so blocks merge in order."""
     log.info(
-        "%s: sampling one model over %d markets (%d weeks), %d chains x %d draws (%s)",
-        brand, len(markets), weeks, settings.chains, settings.draws, settings.sampler,
+        "%s: sampling one model over %d markets (%d weeks), chains %d-%d of %d x %d draws (%s)",
+        prepared.brand, len(prepared.markets), prepared.design.weeks, block.first, block.first + block.count - 1,
+        settings.chains, settings.draws, settings.sampler,
     )  # fmt: skip
-    run = sample(spec, design, settings, lift)
-    idata = drop_padding_vars(run.idata)
-    wall = time.perf_counter() - start
-    timings = {"sampler_s": run.seconds, "wall_s": wall, "compiled": float(run.compiled), "markets": len(markets)}
-    log.info("%s: brand model fitted in %.1f s%s", brand, wall, " (compiled first)" if run.compiled else "")
-    views = {m: _market_view(spec, idata, prepared[m], settings, m, f"{brand}/{m}", timings) for m in markets}
-    return BrandFit(spec=spec, brand=brand, idata=idata, markets=views, failed=failed, timings=timings)
+    own = settings.model_copy(update={"chains": block.count, "seed": block.seed(settings.seed)})
+    run = sample(prepared.spec, prepared.design, own, prepared.lift)
+    run.idata = drop_padding_vars(run.idata)
+    for group in ("posterior", "sample_stats"):
+        if hasattr(run.idata, group):
+            run.idata[group] = run.idata[group].assign_coords({CHAIN: block.chains})
+    return run
 
 
 def _per_capita(
@@ -177,7 +236,7 @@ def _per_capita(
     return per_capita_scalings(spec, training, found) if training else {}
 
 
-def _market_view(
+def market_view(
     spec: ModelSpec,
     idata: az.InferenceData,
     prepared: PreparedMarket,

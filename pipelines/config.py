@@ -331,6 +331,10 @@ class TrainingSettings(BaseModel):
     # unit market with numpyro: markets of one brand are fitted this many at a time in one compiled call, their
     # chains vectorised (one Spark task per batch). 1 fits each market in its own task.
     batch_size: int = Field(1, ge=1, description="markets per compiled call (numpyro, unit market)")
+    # unit brand: the brand model's chains are sampled in this many Spark tasks (blocks of chains, each with
+    # its own seed), merged on the driver; then each market is finished (gate, review, tracking) in a task
+    # of its own. auto: min(chains, the cluster's task slots). 1 samples every chain in one task.
+    brand_chain_tasks: int | Literal["auto"] = Field("auto", description="Spark tasks per brand model's chains")
 
     @model_validator(mode="after")
     def _batching_needs_numpyro(self) -> TrainingSettings:
@@ -338,12 +342,33 @@ class TrainingSettings(BaseModel):
             raise ValueError(f"training.batch_size {self.batch_size} needs sampler numpyro, not {self.sampler}")
         return self
 
+    @field_validator("brand_chain_tasks")
+    @classmethod
+    def _at_least_one_task(cls, value: int | str) -> int | str:
+        if value != "auto" and value < 1:
+            raise ValueError(f"training.brand_chain_tasks must be auto or at least 1, not {value}")
+        return value
+
+    def chain_tasks(self, slots: int) -> int:
+        """Tasks a brand model's chains are sampled in, on a cluster of ``slots`` task slots."""
+        wanted = max(slots, 1) if self.brand_chain_tasks == "auto" else self.brand_chain_tasks
+        return min(self.chains, wanted)
+
     def fit_settings(self):  # -> mmm_models.fitting.FitSettings (imported here: it loads JAX)
         """The sampler settings of ``mmm_models`` that these training settings stand for."""
         from mmm_models.fitting import FitSettings
 
         return FitSettings(
-            **self.model_dump(exclude={"unit", "compile_dir", "cores_per_market", "market_timeout_s", "batch_size"}),
+            **self.model_dump(
+                exclude={
+                    "unit",
+                    "compile_dir",
+                    "cores_per_market",
+                    "market_timeout_s",
+                    "batch_size",
+                    "brand_chain_tasks",
+                }
+            ),
             cores=self.cores_per_market,
         )
 

@@ -18,6 +18,23 @@ RESULT_SCHEMA = (
 
 RESULT_COLUMNS = [column.split()[0] for column in RESULT_SCHEMA.split(", ")]
 
+# unit brand, stage 1: one row per block of a brand model's chains. ``posterior``: the block's draws and
+# sampler statistics as netCDF bytes (``mmm_models.chains.to_bytes``); ``markets``: JSON, market ->
+# {"scaling": ScalingFactors dict} or {"error": why it was left out}; ``pooled`` false when fewer than two
+# markets are valid (each is then fitted on its own); ``error``: why the block could not be sampled.
+SAMPLE_SCHEMA = (
+    "brand string, chain_block int, first_chain int, chains int, posterior binary, markets string, "
+    "pooled boolean, error string, sampler_seconds double, wall_seconds double, compiled boolean, "
+    "compilations int, worker string"
+)
+SAMPLE_COLUMNS = [column.split()[0] for column in SAMPLE_SCHEMA.split(", ")]
+
+# unit brand, stage 2: what the driver ships to a market's finishing task. ``posterior``: the market's slice
+# of the merged chains (its own parameters, the brand-level ones, the sampler statistics) as netCDF bytes;
+# ``context``: JSON with ``mode`` (pooled, independent or failed) and what finishing needs (see
+# ``pipelines.training.brand_stages``).
+SHIPPED_SCHEMA = "task int, brand string, market string, posterior binary, context string"
+
 
 @dataclass(frozen=True)
 class TrainJob:

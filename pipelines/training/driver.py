@@ -2,9 +2,10 @@
 
 The driver opens one MLflow parent run, sends a ``TrainJob`` to the workers, and each group (a market
 that ``market_status`` lets through) comes back as one status row. A progress thread prints each
-market as its child run finishes. The rows go to ``models/model_runs`` and the per-channel posterior
-summaries to ``models/posterior_summaries``, both keyed by the training run, so a rerun adds its own
-rows and never duplicates another run's.
+market as its child run finishes. With ``training.unit: brand`` the groups are a brand model's blocks of
+chains, then its markets (``pipelines.training.brand_stages``). The rows go to ``models/model_runs`` and
+the per-channel posterior summaries to ``models/posterior_summaries``, both keyed by the training run, so
+a rerun adds its own rows and never duplicates another run's.
 
 The status rows (one per market, small) are collected to the driver as soon as the stage ends and the
 tables are written from there, so they never live only in an executor's blocks, which a lost executor
@@ -20,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -31,7 +32,9 @@ from pyspark.sql import functions as F
 from pipelines.config import PROJECT_ROOT, BrandConfig, PlatformConfig
 from pipelines.registry.store import RegistryStore, with_retries
 from pipelines.tables import LIFT_TESTS, MARKET_STATUS, MODEL_INPUT, MODEL_RUNS, POSTERIOR_SUMMARIES, Lake
+from pipelines.training.brand_stages import train_brands
 from pipelines.training.contract import RESULT_SCHEMA, TrainJob
+from pipelines.training.tasks import one_task_per_group
 from pipelines.training.worker import TEST_FAULT_VARIABLE, fit_group_function
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,8 @@ class TrainReport:
     training_run_id: str
     runs: pd.DataFrame
     wall_s: float
+    # unit brand, per brand: its sampling stage's Spark tasks, bytes of draws, mean bytes shipped per market
+    brand_sampling: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return int((self.runs["status"] == status).sum())
@@ -201,35 +206,34 @@ def _train_under(
         input_version=opened.input_version,
         test_fault=os.environ.get(TEST_FAULT_VARIABLE, ""),  # test hook; unset in production
     )
-    unit = platform.training.unit
+    unit, slots = platform.training.unit, _task_slots(spark)
     if unit == "brand":
-        groups, keys = sorted({m.split("/", 1)[0] for m in included}), ["brand"]
-        progress(f"training {len(included)} markets as {len(groups)} brand models (MLflow parent run {parent})")
-    else:
-        batches = market_batches(
-            market_weeks(frame), platform.training.batch_size, _own_settings(overrides), _task_slots(spark)
+        groups = sorted({m.split("/", 1)[0] for m in included})
+        tasks = platform.training.chain_tasks(slots)
+        progress(
+            f"training {len(included)} markets as {len(groups)} brand models, each sampled in {tasks} chain "
+            f"task{'s' if tasks > 1 else ''} (MLflow parent run {parent})"
         )
+    else:
+        batches = market_batches(market_weeks(frame), platform.training.batch_size, _own_settings(overrides), slots)
         frame = frame.join(F.broadcast(spark.createDataFrame(batches, BATCH_SCHEMA)), ["brand", "market"])
         groups, keys = sorted({(b, n) for b, _, n in batches}), ["brand", "batch"]
         how = f" in {len(groups)} batches" if len(groups) < len(included) else ""
         progress(f"training {len(included)} market models{how} (MLflow parent run {parent})")
     watcher = _ProgressWatcher(store, experiment_id, parent, len(included), progress)
     watcher.start()
-    saved = {
-        k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.coalescePartitions.enabled")
-    }
+    sampling: dict[str, dict[str, float]] = {}
     try:
-        # one shuffle partition per model, never coalesced: models spread over every core
-        spark.conf.set("spark.sql.shuffle.partitions", str(max(len(groups), 1)))
-        spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
-        collected = (
-            frame.groupBy(*keys)
-            .applyInPandas(fit_group_function(job), RESULT_SCHEMA)
-            .collect()  # one small row per market, now on the driver: no executor holds the only copy
-        )
+        if unit == "brand":
+            collected, sampling = train_brands(spark, frame, job, slots)
+        else:
+            with one_task_per_group(spark, len(groups)):  # models spread over every core
+                collected = (
+                    frame.groupBy(*keys)
+                    .applyInPandas(fit_group_function(job), RESULT_SCHEMA)
+                    .collect()  # one small row per market, now on the driver: no executor holds the only copy
+                )
     finally:
-        for key, value in saved.items():
-            spark.conf.set(key, value)
         watcher.stop()
     results = spark.createDataFrame(collected, RESULT_SCHEMA)
     results = results.withColumn("input_version", F.lit(opened.input_version).cast("long"))
@@ -240,9 +244,11 @@ def _train_under(
     counts = runs["status"].value_counts().to_dict()
     metrics = {f"markets_{s}": counts.get(s, 0) for s in ("success", "rejected", "failed")}
     metrics["markets_review"] = int((runs["review_verdict"] == "REVIEW").sum())
+    if sampling:
+        metrics["brand_sampling_tasks"] = sum(stage["tasks"] for stage in sampling.values())
     store.log_batch(parent, metrics={**metrics, "wall_s": wall})
     store.terminate(parent, "FINISHED" if not counts.get("failed") else "FAILED")
-    return TrainReport(parent, runs, wall)
+    return TrainReport(parent, runs, wall, sampling)
 
 
 BATCH_SCHEMA = "brand string, market string, batch int"

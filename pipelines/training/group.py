@@ -12,24 +12,27 @@ already registered (a retried task) is not fitted again: its run, version and st
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import time
 
 import pandas as pd
 
-from mmm_models import analysis, fitting
-from mmm_models.brand import TooFewMarketsError, fit_brand
-from mmm_models.data import DataError
+from mmm_models import analysis, chains, fitting
+from mmm_models.brand import TooFewMarketsError, market_view, prepare_brand, sample_brand
+from mmm_models.chains import ChainBlock
+from mmm_models.data import DataError, ScalingFactors
 from mmm_models.diagnostics import diagnose
-from mmm_models.fitted import FittedModel, fit, fit_batch
+from mmm_models.fitted import FittedModel, fit, fit_batch, prepare_market
 from mmm_models.spec import ModelSpec
 from pipelines.config import BrandConfig, GateSettings, ReviewSettings, TrainingSettings
 from pipelines.data.model_input import market_frame
 from pipelines.names import model_name
 from pipelines.registry.promotion import CHAMPION
 from pipelines.registry.store import RegistryStore
-from pipelines.training.contract import TrainJob
+from pipelines.training.contract import SAMPLE_COLUMNS, TrainJob
 from pipelines.training.gate import evaluate_gate, failures
 from pipelines.training.review import FAIL, review_json, review_model, worst
 from pipelines.training.tracking import PooledWith, recorded, registered_run, reuse, track, track_failure
@@ -90,7 +93,8 @@ def current_champion(job: TrainJob, brand: str, market: str) -> tuple[FittedMode
 
 
 def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
-    """One ``applyInPandas`` group: a market (unit ``market``) or a brand's markets (unit ``brand``).
+    """One ``applyInPandas`` group of independent models: a market, or a batch of a brand's markets (unit
+    ``market``; with unit ``brand``, a market whose brand has fewer than two valid markets).
 
     Returns one status row per market in the group, whatever happens.
     """
@@ -108,17 +112,8 @@ def train_group(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
                 frames[market] = market_frame(part, brand_config, spec.date_column, spec.target.column)
             except Exception as exc:  # this market's rows only: the others still train
                 _fail(results[market], job, brand, market, exc)
-        training = TrainingSettings.model_validate(job.training)
-        pooled = False
-        if training.unit == "brand" and len(frames) > 1:
-            try:
-                _train_brand(spec, frames, job, brand, results)
-                pooled = True
-            except TooFewMarketsError:  # one valid market: its independent model is the brand model
-                pass
-        if not pooled:
-            _train_markets(spec, frames, training, job, brand, results)
-    except Exception as exc:  # a brand-wide failure (config, spec, too few valid markets)
+        _train_markets(spec, frames, TrainingSettings.model_validate(job.training), job, brand, results)
+    except Exception as exc:  # a brand-wide failure (config, spec)
         for market, result in results.items():
             if result["status"] == "failed" and not result.get("error"):
                 _fail(result, job, brand, market, exc)
@@ -218,55 +213,120 @@ def _train_market(spec: ModelSpec, frame: pd.DataFrame, job: TrainJob, brand: st
         _fail(result, job, brand, market, exc)
 
 
-def _train_brand(
-    spec: ModelSpec, frames: dict[str, pd.DataFrame], job: TrainJob, brand: str, results: dict[str, dict]
-) -> None:
-    """Fit the brand's hierarchical model once, then gate, summarise and track each market's view.
+def sample_block(rows: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
+    """Stage 1 of a brand model: one block of its chains (the rows' ``first_chain`` and ``chains``), sampled
+    over the brand's rows; one ``SAMPLE_SCHEMA`` row whatever happens.
 
-    A market that fails validation is left out of the brand model and reported failed; the others
-    are fitted. Each market's diagnostics also carry the brand-level parameters' worst R-hat and ESS,
-    so a brand model that did not converge fails every market's gate. The joint fit uses the job's
-    training settings: a market's own ``training`` override cannot apply to it (its gate override does).
+    Every block prepares the same markets from the same rows, so the blocks agree on which markets are
+    left out (with the reason) and on each market's scaling. Fewer than two valid markets: ``pooled`` is
+    false and nothing is sampled (each market is fitted on its own in stage 2). Nothing is tracked here:
+    a retried task only samples again. The joint fit uses the job's training settings; a market's own
+    ``training`` override cannot apply to it (its gate override does).
     """
-    training = TrainingSettings.model_validate(job.training)
-    done = {market: found for market in frames if (found := registered_run(job, brand, market)) is not None}
-    for market, found in done.items():  # a retry: these markets' views are registered already
-        reuse(results[market], found)
-    if len(done) == len(frames):
-        return
-    overridden = sorted(m for m in frames if job.overrides.get(f"{brand}/{m}", {}).get("training"))
-    if overridden:
-        log.warning("%s: training overrides of %s do not apply to the joint brand fit", brand, overridden)
-    tests = {market: lift_tests_for(job, brand, market, frame, spec.date_column) for market, frame in frames.items()}
-    for market in frames:
-        inject_test_fault(job, brand, market)
-    fitted = fit_brand(
-        spec,
-        frames,
-        training.fit_settings(),
-        brand=brand,
-        lift_tests={market: found for market, found in tests.items() if found is not None},
-        allow_target_gaps=True,
-    )
-    for market, reason in fitted.failed.items():
-        if market not in done:
-            _fail(results[market], job, brand, market, DataError(reason))
-    shared = fitted.brand_diagnostics()
-    pooled_with = PooledWith(markets=list(fitted.markets), brand_summary=fitted.brand_summary())
-    for market, model in fitted.markets.items():
-        if market in done:
-            continue
-        result = results[market]
+    start = time.perf_counter()
+    compilations_before = fitting.COMPILE_COUNT["count"]
+    brand = str(rows["brand"].iloc[0])
+    block = ChainBlock(int(rows["first_chain"].iloc[0]), int(rows["chains"].iloc[0]))
+    row: dict = {"brand": brand, "chain_block": int(rows["chain_block"].iloc[0]), "first_chain": block.first}
+    row.update(chains=block.count, pooled=False, worker=f"pid {os.getpid()}")
+    try:
+        brand_config = BrandConfig.model_validate(job.brands[brand])
+        spec = brand_config.spec()
+        settings = TrainingSettings.model_validate(job.training).fit_settings()
+        frames, failed = {}, {}
+        for market, part in rows.groupby("market", sort=True):
+            try:
+                frames[str(market)] = market_frame(part, brand_config, spec.date_column, spec.target.column)
+            except Exception as exc:  # this market's rows only: the others still train
+                failed[str(market)] = f"{type(exc).__name__}: {exc}"
+        overridden = sorted(m for m in frames if job.overrides.get(f"{brand}/{m}", {}).get("training"))
+        if overridden:
+            log.warning("%s: training overrides of %s do not apply to the joint brand fit", brand, overridden)
+        tests = {m: lift_tests_for(job, brand, m, frame, spec.date_column) for m, frame in frames.items()}
+        for market in frames:
+            inject_test_fault(job, brand, market)
         try:
-            _, gate = settings_for(job, brand, market)
-            result["fit_seconds"] = fitted.timings["wall_s"] / len(fitted.markets)  # the market's share
-            result["compiled"] = bool(fitted.timings["compiled"])
-            diagnostics = diagnose(model).to_dict()
-            diagnostics["max_rhat"] = max(diagnostics["max_rhat"], shared["max_rhat"])
-            diagnostics["min_ess_bulk"] = min(diagnostics["min_ess_bulk"], shared["min_ess_bulk"])
-            _finish(model, diagnostics, training, gate, job, brand, market, result, pooled_with)
-        except Exception as exc:
-            _fail(result, job, brand, market, exc)
+            prepared = prepare_brand(
+                spec,
+                frames,
+                settings,
+                brand=brand,
+                lift_tests={m: found for m, found in tests.items() if found is not None},
+                allow_target_gaps=True,
+            )
+        except TooFewMarketsError:  # one valid market: its independent model is the brand model
+            prepared = None
+        if prepared is not None:
+            run = sample_brand(prepared, settings, block)
+            failed.update({m: f"{DataError.__name__}: {reason}" for m, reason in prepared.failed.items()})
+            kept = {m: {"scaling": p.scaling.to_dict()} for m, p in prepared.markets.items()}
+            row.update(posterior=chains.to_bytes(run.idata), pooled=True, sampler_seconds=run.seconds)
+            row.update(
+                compiled=run.compiled, markets=json.dumps({**kept, **{m: {"error": e} for m, e in failed.items()}})
+            )
+    except Exception as exc:  # the block cannot be sampled: the brand's markets fail with this reason
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    row["compilations"] = fitting.COMPILE_COUNT["count"] - compilations_before
+    row["wall_seconds"] = time.perf_counter() - start
+    return pd.DataFrame([[row.get(c) for c in SAMPLE_COLUMNS]], columns=SAMPLE_COLUMNS, dtype=object)
+
+
+def finish_market(rows: pd.DataFrame, shipped: pd.DataFrame, job: TrainJob) -> pd.DataFrame:
+    """Stage 2 of a brand model: one market's status row from what the driver shipped for it (``SHIPPED_SCHEMA``).
+
+    ``pooled``: the market's view of the merged posterior is gated, reviewed, summarised and tracked, its
+    diagnostics carrying the brand-level parameters' worst R-hat and ESS (so a brand model that did not
+    converge fails every market's gate). ``independent``: the market is fitted on its own. ``failed``:
+    the market gets the reason (left out of the brand model, or the brand's sampling failed).
+    """
+    if shipped.empty:  # the driver ships every market it has rows of; a status row all the same
+        shipped = pd.DataFrame([{"posterior": None, "context": json.dumps({"mode": "failed", "error": NOTHING})}])
+    context = json.loads(shipped["context"].iloc[0])
+    if context["mode"] == "independent":
+        return train_group(rows, job)
+    start = time.perf_counter()
+    brand, market = str(rows["brand"].iloc[0]), str(rows["market"].iloc[0])
+    result = initial_result(rows, job, brand, market)
+    try:
+        if context["mode"] == "failed":
+            _failed(result, job, brand, market, context["error"])
+        elif not _reuse_registered(job, brand, market, result):
+            _finish_view(rows, shipped["posterior"].iloc[0], context, job, brand, market, result)
+    except Exception as exc:  # any failure becomes this market's status row
+        _fail(result, job, brand, market, exc)
+    result.update(worker=context.get("worker", result["worker"]), compilations=context.get("compilations", 0))
+    result["total_seconds"] = context.get("sampling_seconds", 0.0) + time.perf_counter() - start
+    return result_frame([result])
+
+
+NOTHING = "the training driver shipped nothing for this market"
+
+
+def _finish_view(
+    rows: pd.DataFrame, posterior: bytes, context: dict, job: TrainJob, brand: str, market: str, result: dict
+) -> None:
+    """Prepare the market as its brand's sampling did (same rows, its shipped scaling), read it from its slice
+    of the merged posterior, then gate, summarise and track it."""
+    brand_config = BrandConfig.model_validate(job.brands[brand])
+    spec = brand_config.spec()
+    _, gate = settings_for(job, brand, market)
+    training = TrainingSettings.model_validate(job.training)  # the joint fit's settings, as sampled
+    settings = training.fit_settings()
+    frame = market_frame(rows, brand_config, spec.date_column, spec.target.column)
+    tests = lift_tests_for(job, brand, market, frame, spec.date_column)
+    scaling = ScalingFactors.from_dict(context["scaling"])
+    prepared = prepare_market(spec, frame, settings, scaling, market, tests, True, None)
+    timings = context["timings"]
+    model = market_view(spec, chains.from_bytes(posterior), prepared, settings, market, f"{brand}/{market}", timings)
+    result["fit_seconds"] = timings["wall_s"] / timings["markets"]  # the market's share
+    result["compiled"] = bool(timings["compiled"])
+    diagnostics = diagnose(model).to_dict()
+    shared = context["brand_diagnostics"]
+    diagnostics["max_rhat"] = max(diagnostics["max_rhat"], shared["max_rhat"])
+    diagnostics["min_ess_bulk"] = min(diagnostics["min_ess_bulk"], shared["min_ess_bulk"])
+    summary = pd.read_json(io.StringIO(context["brand_summary"]), orient="split")
+    pooled_with = PooledWith(markets=context["pooled_markets"], brand_summary=summary)
+    _finish(model, diagnostics, training, gate, job, brand, market, result, pooled_with)
 
 
 def _finish(
@@ -326,9 +386,13 @@ def _finish(
 
 
 def _fail(result: dict, job: TrainJob, brand: str, market: str, exc: Exception) -> None:
+    _failed(result, job, brand, market, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(result: dict, job: TrainJob, brand: str, market: str, error: str) -> None:
     result["status"] = "failed"
-    result["error"] = f"{type(exc).__name__}: {exc}"
-    track_failure(job, brand, market, result["error"])
+    result["error"] = error
+    track_failure(job, brand, market, error)
 
 
 def summary_rows(metrics: pd.DataFrame) -> list[dict]:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import Any
 
-from pipelines.training.contract import RESULT_COLUMNS, TrainJob
+from pipelines.training.contract import RESULT_COLUMNS, SAMPLE_COLUMNS, TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -246,25 +246,101 @@ def group_timeout_s(job: TrainJob, brand: str, markets: list[str]) -> float:
 
 def run_group(rows, job: TrainJob):
     """One group in this worker's fit process; the group's status rows whatever becomes of the process."""
-    start = time.perf_counter()
     brand = str(rows["brand"].iloc[0])
     markets = sorted({str(m) for m in rows["market"]})
+
+    def lost(error: str, pid: int | None, seconds: float):
+        return _lost_group(rows, job, brand, error, pid, seconds)
+
+    return _guarded(job, _train_group, (rows, job), group_timeout_s(job, brand, markets), f"{brand} {markets}", lost)
+
+
+def sample_block_function(job: TrainJob) -> Callable:
+    """The ``applyInPandas`` function of a brand model's stage 1: a brand's rows and one block of its chains in,
+    one ``SAMPLE_SCHEMA`` row out (with ``error`` when the fit process gave no answer)."""
+
+    def sample_block(rows):  # pandas in, pandas out
+        brand = str(rows["brand"].iloc[0])
+        markets = sorted({str(m) for m in rows["market"]})
+
+        def lost(error: str, pid: int | None, seconds: float):
+            return _lost_block(rows, error, pid, seconds)
+
+        timeout = group_timeout_s(job, brand, markets)
+        return _guarded(job, _sample_block, (rows, job), timeout, f"{brand} chains", lost)
+
+    return sample_block
+
+
+def finish_market_function(job: TrainJob) -> Callable:
+    """The ``cogroup().applyInPandas`` function of a brand model's stage 2: a market's rows and what the driver
+    shipped for it in, its status row out, whatever happens."""
+
+    def finish_market(rows, shipped):  # two pandas frames in, pandas out
+        if rows.empty:  # nothing to finish (the driver ships only markets it has rows of)
+            return result_frame([])
+        brand = str(rows["brand"].iloc[0])
+        markets = sorted({str(m) for m in rows["market"]})
+
+        def lost(error: str, pid: int | None, seconds: float):
+            return _lost_group(rows, job, brand, error, pid, seconds)
+
+        timeout = group_timeout_s(job, brand, markets)
+        return _guarded(job, _finish_market, (rows, shipped, job), timeout, f"{brand} {markets}", lost)
+
+    return finish_market
+
+
+def _guarded(job: TrainJob, function: Callable, args: tuple, timeout_s: float, what: str, lost: Callable):
+    """``function(*args)`` in this worker's fit process, or ``lost(error, pid, seconds)`` when it gives no answer."""
+    start = time.perf_counter()
     process = None
     try:
         private_dir(job.compile_dir)  # refused here, with its reason in every row, before a process starts
         process = fit_process(job.compile_dir)
-        return process.call(_train_group, (rows, job), group_timeout_s(job, brand, markets))
+        return process.call(function, args, timeout_s)
     except Exception as exc:
         error = str(exc) if isinstance(exc, FitProcessError) else f"{type(exc).__name__}: {exc}"
-        log.error("%s %s: %s", brand, markets, error)
+        log.error("%s: %s", what, error)
         pid = process.pid if process is not None else os.getpid()
-        return _lost_group(rows, job, brand, error, pid, time.perf_counter() - start)
+        return lost(error, pid, time.perf_counter() - start)
 
 
 def _train_group(rows, job: TrainJob):  # in the fit process
     from pipelines.training.group import train_group
 
     return train_group(rows, job)
+
+
+def _sample_block(rows, job: TrainJob):  # in the fit process
+    from pipelines.training.group import sample_block
+
+    return sample_block(rows, job)
+
+
+def _finish_market(rows, shipped, job: TrainJob):  # in the fit process
+    from pipelines.training.group import finish_market
+
+    return finish_market(rows, shipped, job)
+
+
+def _lost_block(rows, error: str, pid: int | None, seconds: float):
+    """The stage-1 row of a block whose fit process gave no answer: its ``error`` fails the brand's markets
+    in stage 2 (which tracks them)."""
+    import pandas as pd
+
+    row = {
+        "brand": str(rows["brand"].iloc[0]),
+        "chain_block": int(rows["chain_block"].iloc[0]),
+        "first_chain": int(rows["first_chain"].iloc[0]),
+        "chains": int(rows["chains"].iloc[0]),
+        "pooled": False,
+        "error": error,
+        "wall_seconds": seconds,
+        "compilations": 0,
+        "worker": f"pid {pid}",
+    }
+    return pd.DataFrame([[row.get(c) for c in SAMPLE_COLUMNS]], columns=SAMPLE_COLUMNS, dtype=object)
 
 
 def _lost_group(rows, job: TrainJob, brand: str, error: str, pid: int | None, seconds: float):

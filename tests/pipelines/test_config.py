@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from pipelines.config import BrandConfig, ConfigError, PlatformConfig, load_brands
+from pipelines.config import BrandConfig, ConfigError, PlatformConfig, TrainingSettings, load_brands
 
 
 def test_shipped_configs_load_and_the_default_spec_follows_the_taxonomy() -> None:
@@ -51,3 +52,15 @@ def test_a_brand_sets_the_data_review_thresholds_and_the_defaults_are_the_librar
     (tmp_path / "a.yaml").write_text("brand: a\ntaxonomy: {tv: [x]}\nquality: {data_review: {max_pair_corr: 0.8}}\n")
     with pytest.raises(ConfigError, match=r"quality\.data_review\.max_pair_corr"):
         load_brands(tmp_path)
+
+
+def test_brand_chain_tasks_is_auto_or_a_count_never_more_than_the_chains() -> None:
+    assert TrainingSettings().brand_chain_tasks == "auto"
+    assert TrainingSettings(chains=4).chain_tasks(slots=2) == 2  # auto: the cluster's task slots
+    assert TrainingSettings(chains=4).chain_tasks(slots=16) == 4  # never a task without a chain
+    assert TrainingSettings(chains=4, brand_chain_tasks=1).chain_tasks(slots=16) == 1
+    assert TrainingSettings(chains=2, brand_chain_tasks=3).chain_tasks(slots=16) == 2
+    for bad in (0, -1, "many"):
+        with pytest.raises(ValidationError):
+            TrainingSettings(brand_chain_tasks=bad)
+    assert "brand_chain_tasks" not in TrainingSettings(brand_chain_tasks=2).fit_settings().model_dump()
