@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -23,6 +24,7 @@ from pipelines.config import (
 from pipelines.data.run import run_pipeline
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.registry.promotion import promote
+from pipelines.registry.store import RegistryStore
 from pipelines.tables import MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training.driver import train
 from tests.conftest import LENIENT_REVIEW
@@ -240,3 +242,12 @@ def test_brand_unit_fits_one_model_per_brand_and_reports_every_market(spark, tra
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "outputs")}
         assert "outputs/brand_summary.csv" in artifacts
     assert "pooled_markets" not in client.get_run(runs.loc["acme/DE", "mlflow_run_id"]).data.params
+    # bolt's chains were sampled in two Spark tasks (`brand_chain_tasks: auto` on local[2]) and merged; a
+    # market's slice of the merged posterior, shipped to its finishing task, is smaller than the draws
+    sampling = report.brand_sampling["bolt"]
+    assert sampling["tasks"] == 2 and 0 < sampling["market_bytes"] < sampling["draws_bytes"]
+    posterior = RegistryStore.from_settings(platform.mlflow).load_run_model(runs.loc["bolt/US", "mlflow_run_id"])
+    chains = posterior.idata.posterior
+    assert list(chains.chain.values) == [0, 1] and chains.sizes["draw"] == TRAINING.draws
+    effect = chains["channel_effect"]  # each task sampled with its own seed: not copies
+    assert not np.allclose(effect.sel(chain=0).values, effect.sel(chain=1).values)
