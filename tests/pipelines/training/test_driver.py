@@ -27,6 +27,7 @@ from pipelines.registry.promotion import promote
 from pipelines.registry.store import RegistryStore
 from pipelines.tables import MODEL_RUNS, POSTERIOR_SUMMARIES
 from pipelines.training.driver import train
+from pipelines.training.worker import TEST_FAULT_VARIABLE
 from tests.conftest import LENIENT_REVIEW
 
 pytestmark = pytest.mark.slow
@@ -218,11 +219,7 @@ def test_brand_unit_fits_one_model_per_brand_and_reports_every_market(spark, tra
     """unit: brand. bolt's two markets share one hierarchical model (each still gets its own version and
     gate: bolt/DE's impossible gate rejects it); acme/FR's constant target leaves acme/DE alone, so it
     falls back to its independent model instead of failing."""
-    platform = trained["platform"].model_copy(update={"training": TRAINING.model_copy(update={"unit": "brand"})})
-    brands = brand_configs(
-        RawDataConfig(markets={"acme": ["DE", "FR"], "bolt": ["DE", "US"]}, weeks=78, campaigns_per_raw_channel=1),
-        QualityLimits(min_history_weeks=52),
-    )
+    platform, brands = _brand_unit(trained)
     lines: list[str] = []
     overrides = {"bolt/DE": {"gate": {"max_rhat": 0.5}}}
     report = train(spark, trained["root"], brands, platform, AS_OF, overrides=overrides, progress=lines.append)
@@ -251,3 +248,30 @@ def test_brand_unit_fits_one_model_per_brand_and_reports_every_market(spark, tra
     assert list(chains.chain.values) == [0, 1] and chains.sizes["draw"] == TRAINING.draws
     effect = chains["channel_effect"]  # each task sampled with its own seed: not copies
     assert not np.allclose(effect.sel(chain=0).values, effect.sel(chain=1).values)
+
+
+def test_a_brand_whose_sampling_dies_fails_its_markets_and_the_other_brand_goes_on(spark, trained, monkeypatch) -> None:
+    """bolt's sampling tasks lose their fit processes: both bolt markets fail with the reason and a FAILED
+    MLflow run each; acme (its one valid market fitted on its own) trains as before."""
+    monkeypatch.setenv(TEST_FAULT_VARIABLE, "bolt/DE=exit")
+    platform, brands = _brand_unit(trained)
+    report = train(spark, trained["root"], brands, platform, AS_OF, progress=lambda _: None)
+    runs = report.runs.set_index(report.runs.brand + "/" + report.runs.market)
+    assert (runs.loc[["bolt/DE", "bolt/US"], "status"] == "failed").all()
+    assert runs.loc["bolt/US", "error"].startswith("worker process died: exit code 1 (chains ")
+    assert runs.loc["acme/DE", "status"] == "success"
+    store = RegistryStore.from_settings(platform.mlflow)
+    children = store.child_runs(store.experiment_id(platform.mlflow.experiment), report.training_run_id)
+    failed = {(r.data.tags["brand"], r.data.tags["market"]) for r in children if r.info.status == "FAILED"}
+    # each market's failure is tracked: bolt's two, and acme/FR's constant target as in every run of this lake
+    assert failed == {("bolt", "DE"), ("bolt", "US"), ("acme", "FR")}
+
+
+def _brand_unit(trained: dict) -> tuple[PlatformConfig, dict]:
+    """The module's lake trained as brand models: the platform with ``unit: brand`` and the two brands."""
+    platform = trained["platform"].model_copy(update={"training": TRAINING.model_copy(update={"unit": "brand"})})
+    brands = brand_configs(
+        RawDataConfig(markets={"acme": ["DE", "FR"], "bolt": ["DE", "US"]}, weeks=78, campaigns_per_raw_channel=1),
+        QualityLimits(min_history_weeks=52),
+    )
+    return platform, brands
