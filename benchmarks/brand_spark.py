@@ -18,7 +18,6 @@ the blocks returned (``draws_mb``) and MB shipped to one market's finishing task
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
 import subprocess
@@ -27,18 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from train_scale import AS_OF, TAXONOMY  # the same five channels and week as the market-unit benchmark
+
 from pipelines.config import MlflowSettings, PlatformConfig, QualityLimits, TrainingSettings
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 
-AS_OF = dt.date(2025, 6, 2)
 BRAND = "acme"
-TAXONOMY = {
-    "tv": ["tv_linear"],
-    "search": ["google_ads"],
-    "social": ["fb_ads", "instagram"],
-    "video": ["youtube"],
-    "display": ["programmatic"],
-}
 QUICK = {"markets": 6, "weeks": 104, "draws": 100, "tune": 150}
 
 
