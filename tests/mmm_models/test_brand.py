@@ -234,16 +234,22 @@ def test_brand_model_needs_two_valid_markets() -> None:
 
 
 @pytest.mark.slow
-def test_a_second_brand_of_the_same_structure_does_not_recompile(brand_fit) -> None:
-    """Compile once per structure: another brand with as many markets (other names, lengths and data)
-    reuses the compiled model and only samples."""
+def test_a_brand_compiles_once_for_its_data(brand_fit) -> None:
+    """A compiled brand model holds its brand's data (frozen into the XLA program, see
+    ``fitting._compile_brand``): the same brand again (another chain block on the same worker) only
+    samples; another brand of the same structure compiles for its own data, never samples on the
+    previous brand's."""
     spec = brand_spec(time_varying={"media": [{"channels": ["tv"]}]})
+    settings = brand_fit.markets["a"].settings
     other = simulate_brand({"x": 60, "y": 80, "z": 30}, channels=CHANNELS, seed=7)
+    frames = {m: s.data for m, s in other.markets.items()}
     compilations = fitting.COMPILE_COUNT["count"]
-    second = fit_brand(spec, {m: s.data for m, s in other.markets.items()}, brand_fit.markets["a"].settings)
-    assert fitting.COMPILE_COUNT["count"] == compilations and second.timings["compiled"] == 0.0
-    assert list(second.idata.posterior["market"].values) == ["x", "y", "z"]
-    assert len(second.markets["z"].data) == 30
+    first = fit_brand(spec, frames, settings)  # three markets, as brand_fit's: the same structure
+    assert fitting.COMPILE_COUNT["count"] == compilations + 1 and first.timings["compiled"] > 0.0
+    again = fit_brand(spec, frames, settings.model_copy(update={"seed": settings.seed + 1}))
+    assert fitting.COMPILE_COUNT["count"] == compilations + 1 and again.timings["compiled"] == 0.0
+    assert list(again.idata.posterior["market"].values) == ["x", "y", "z"]
+    assert len(again.markets["z"].data) == 30
 
 
 def per_capita_brand(populations: dict[str, float], seed: int = 0) -> tuple[dict[str, pd.DataFrame], dict]:
