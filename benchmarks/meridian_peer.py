@@ -16,10 +16,11 @@ every geo held out on both sides:
 - This platform: ``fit_brand`` with the training job's sampler settings (``TrainingSettings``: nutpie,
   4 chains x 500 tune + 1000 draws, target_accept 0.95). The target is revenue (conversions x
   revenue_per_conversion); the five spends are the channels (geometric adstock l_max 8 as Meridian's
-  ``max_lag``, logistic saturation, ROAS effects pooled over geos, adstock and saturation shared by the
-  brand: ``pooling.transforms: shared``); target and spend per capita (``pooling.population_column``,
-  as Meridian scales them); the two controls, the organic impressions and ``Promo`` are controls
-  (brand models take no treatment input yet); 2 yearly harmonics and a linear trend.
+  ``max_lag``, logistic saturation, ROAS effects, adstock and saturation pooled over geos: the platform's
+  default ``pooling.transforms: pooled``, where Meridian shares one adstock and saturation by the brand);
+  target and spend per capita (``pooling.population_column``, as Meridian scales them); the two controls,
+  the organic impressions and ``Promo`` are controls (brand models take no treatment input yet);
+  2 yearly harmonics and a linear trend.
 
 Figures per side: wall seconds (model build, compilation and sampling), max R-hat and min bulk ESS
 over every posterior variable, min bulk ESS over the channels' national ROAS (ROI), holdout R^2 and
@@ -138,8 +139,8 @@ def run_meridian(python: Path, csv: Path, roles: dict, run: Run, holdout_weeks: 
 
 
 def our_spec(date_column: str, target: str, controls: list[str], population: str | None = None) -> ModelSpec:
-    """The platform's spec for the five channels: Meridian's lag window, ROAS effects pooled over geos,
-    transforms shared by the brand, per-capita scaling when the frames have a ``population`` column."""
+    """The platform's spec for the five channels: Meridian's lag window, ROAS effects and transforms pooled
+    over geos (the platform's default), per-capita scaling when the frames have a ``population`` column."""
     channel = {"adstock": {"type": "geometric", "l_max": 8}, "saturation": {"type": "logistic"}}
     return ModelSpec.from_dict(
         {
@@ -150,7 +151,7 @@ def our_spec(date_column: str, target: str, controls: list[str], population: str
             "controls": [{"name": c} for c in controls],
             "seasonality": {"harmonics": 2},
             "trend": {"type": "linear"},
-            "pooling": {"transforms": "shared", "population_column": population},
+            "pooling": {"transforms": "pooled", "population_column": population},
         }
     )
 
