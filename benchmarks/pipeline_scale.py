@@ -15,6 +15,7 @@ First the weekly case: a lake that already holds ``HISTORY_WEEKS`` weeks of ``--
 (``weekly_increment_s``).
 
     python benchmarks/pipeline_scale.py [--sizes 5 10 20] [--weekly-markets 20] [--workdir /tmp/mmm_pipeline_scale]
+    python benchmarks/pipeline_scale.py --weekly-only [--weekly-markets 4]   # the weekly case alone
 
 The last line is one JSON object with every figure: ``spark_over_pandas_20m`` (pandas rows/s over Spark
 raw-to-gold rows/s at 20M), the Spark rows/s at 10M and 20M and their ratio, and ``weekly_increment_s``.
@@ -232,6 +233,7 @@ def weekly_increment(spark, workdir: Path, markets: int) -> dict:
         "week_spend_rows": week_rows,
         "history_run_s": round(history_s, 1),
         "weekly_increment_s": round(increment_s, 1),
+        "load_average_after_increment": [round(v, 2) for v in os.getloadavg()],
         "seconds": {k: round(v, 1) for k, v in report.seconds.items()},
         "gold_weeks_per_market": gold.rows_out / markets,
         "nothing_lost": all(s.rows_in == s.rows_passed + s.rows_quarantined for s in report.stages),
@@ -245,6 +247,7 @@ def main() -> None:
     parser.add_argument(
         "--weekly-markets", type=int, default=WEEKLY_MARKETS, help="markets of the weekly increment (0: skip it)"
     )
+    parser.add_argument("--weekly-only", action="store_true", help="run the weekly increment alone (no sizes)")
     parser.add_argument("--pandas", type=Path, help=argparse.SUPPRESS)  # internal: the pandas subprocess
     args = parser.parse_args()
     if args.pandas:
@@ -258,6 +261,10 @@ def main() -> None:
     weekly = weekly_increment(spark, args.workdir, args.weekly_markets) if args.weekly_markets else None
     if weekly:
         print(json.dumps({"weekly": weekly}), flush=True)
+    if args.weekly_only:
+        load = [round(v, 2) for v in os.getloadavg()]
+        print(json.dumps({"weekly_increment_s": weekly and weekly["weekly_increment_s"], "load_average_end": load}))
+        return
     results = []
     for millions in args.sizes:
         shutil.rmtree(args.workdir, ignore_errors=True)
