@@ -335,9 +335,10 @@ def _sample_nutpie(
     with _single_precision() if brand else nullcontext():
         if first_time:
             log.info(
-                "compiling model structure %s with %s (once per process)",
-                spec.structure_key(), "JAX in single precision, for this brand's data" if brand else "numba",
-            )  # fmt: skip
+                "compiling model structure %s with %s",
+                spec.structure_key(),
+                "JAX in single precision (once per brand and process)" if brand else "numba (once per process)",
+            )
             if brand:
                 for other in [k for k in _CACHE if k[0] == "nutpie" and k[2] == "brand"]:
                     del _CACHE[other]  # one brand's compiled model at a time: each holds its data

@@ -37,8 +37,9 @@ class Adstock(Transform):
     def apply(self, xp: Any, spend_lags: Any, **params: Any) -> Any:
         """Adstocked spend (..., weeks, channels) from lag tensor ([markets,] weeks, lags, channels);
         with a market axis, parameters are (..., markets, channels)."""
-        # The sum runs over the last axis, lags moved behind channels: JAX's gradient of a sum over a
-        # middle axis took 2.3 ms on the 40 Meridian geos' lags against 0.4 ms over the last (float32, CPU).
+        # The sum runs over the last axis, lags moved behind channels: the brand model's XLA program (40
+        # Meridian geos, float32, CPU) took 2.6-3.2 ms per log density and gradient summing over the middle
+        # axis, 0.57 ms over the last.
         weights = xp.swapaxes(self.weights(xp, **params), -1, -2)  # (..., channels, l_max)
         lags = xp.swapaxes(spend_lags[..., : self.l_max, :], -1, -2)  # ([markets,] weeks, channels, l_max)
         return (lags * xp.expand_dims(weights, -3)).sum(axis=-1)
