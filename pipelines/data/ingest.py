@@ -29,11 +29,12 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,13 +214,26 @@ def ingest_source(
     bronze = BRONZE[source]
     known, refused = _known_hashes(spark, root, bronze), _refused_hashes(spark, root, bronze)
     quarantine_rows = []
+
+    def refuse(path: Path, digest: str | None, problem: str) -> None:
+        report.files_quarantined[path.name] = problem
+        record = json.dumps({"content_hash": digest})
+        quarantine_rows.append((bronze.name, path.name, record, 1, FILE_CHECK, problem, batch_id, _now()))
+        if digest is not None:  # None: the file could not even be hashed; it is tried again next run
+            refused.add(digest)
+
+    checked: list[_CheckedFile] = []
+    copies: list[tuple[str, str]] = []  # (file, hash) of a file whose content another file of this run has
     folder = Path(landing) / source
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        digest, rows = None, 0
+        digest = None
         try:
             digest, problem = scan_file(path)
             if digest in known or digest in refused:
                 (report.files_skipped if digest in known else report.files_quarantined_before).append(path.name)
+                continue
+            if any(digest == f.digest for f in checked):
+                copies.append((path.name, digest))
                 continue
             if problem is None and path.suffix not in READERS:
                 problem = f"unsupported file type {path.suffix or '<none>'!r}; landing files are .csv or .parquet"
@@ -227,57 +241,135 @@ def ingest_source(
                 header = read_header(path)
                 problem = column_problems(header, source, extra_columns, measures)
             if problem is None:
-                rows = _append(spark, root, bronze, path, header, digest, batch_id)
+                checked.append(_CheckedFile(path, tuple(header), digest))
         except LandingFileError as exc:
             problem = str(exc)
         except Exception as exc:  # one file's failure quarantines that file, never the run
-            problem = _malformed_csv(exc) or f"could not be ingested: {_describe(exc)}"
+            problem = _describe_failure(exc)
         if problem is not None:
-            report.files_quarantined[path.name] = problem
-            record = json.dumps({"content_hash": digest})
-            quarantine_rows.append((bronze.name, path.name, record, 1, FILE_CHECK, problem, batch_id, _now()))
-            if digest is not None:  # None: the file could not even be hashed; it is tried again next run
-                refused.add(digest)
-            continue
-        report.files_ingested.append(path.name)
-        report.rows_in += rows
-        report.rows_written += rows
-        known.add(digest)
+            refuse(path, digest, problem)
+    for file, problem in _append_files(spark, root, bronze, checked, batch_id, report).items():
+        refuse(file.path, file.digest, problem)
+    for name, digest in copies:  # after the first copy is in bronze, or refused
+        (report.files_quarantined_before if digest in refused else report.files_skipped).append(name)
     if quarantine_rows:
         write_quarantine(spark, root, spark.createDataFrame(quarantine_rows, QUARANTINE.schema))
         report.rows_quarantined += len(quarantine_rows)
     return report
 
 
-def _append(
+@dataclass(frozen=True)
+class _CheckedFile:
+    """A landing file that passed the file checks: its path, header and content hash."""
+
+    path: Path
+    header: tuple[str, ...]
+    digest: str
+
+
+def _append_files(
     spark: SparkSession,
     root: Lake | str | Path,
     bronze: Table,
-    path: Path,
-    header: list[str],
-    digest: str,
+    files: list[_CheckedFile],
     batch_id: str,
-) -> int:
-    """Append one checked file to bronze as raw strings plus provenance; returns the rows written."""
-    # Spark cannot read nanosecond timestamps (pandas writes them): read those as nanoseconds since the epoch
-    nanos = _nanosecond_timestamps(path) if path.suffix == ".parquet" else set()
-    with _sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if nanos else nullcontext():
-        frame = READERS[path.suffix](spark, str(path))
-        if path.suffix == ".csv":
-            if len(frame.columns) != len(header):
-                raise LandingFileError(f"Spark reads {len(frame.columns)} columns, the header row has {len(header)}")
-            frame = frame.toDF(*header)  # the names as the header check read them (no byte-order mark)
-        elif sorted(c.lower() for c in frame.columns) != sorted(c.lower() for c in header):
-            raise LandingFileError(f"Spark reads the columns {_names(frame.columns)}, the schema has {_names(header)}")
-        frame = frame.select(
-            *[_raw_string(f, f.name in nanos) for f in frame.schema.fields],  # raw strings; silver types them
-            F.lit(path.name).alias("_source_file"),
-            F.lit(digest).alias("_content_hash"),
-            F.lit(_now()).alias("_ingest_time"),
-            F.lit(batch_id).alias("_batch_id"),
+    report: IngestReport,
+) -> dict[_CheckedFile, str]:
+    """Append checked files to bronze, adding them to ``report``; returns the files refused, with the reason.
+
+    The files go in one Delta append (one job, one commit): a commit per file cost about a second of fixed
+    cost each, most of an ingest of many files. If that append fails (a malformed record in one file, with
+    the FAILFAST reader), nothing was committed, and each file is appended alone, so that only the bad one
+    is refused. A Parquet file with nanosecond timestamps is always read alone: it needs a reader setting.
+    """
+    refused: dict[_CheckedFile, str] = {}
+    together, alone = [], []
+    for file in files:
+        (alone if _nanosecond_timestamps_of(file.path) else together).append(file)
+    if len(together) > 1:
+        planned, frames = [], []
+        for file in together:
+            try:
+                frames.append(_bronze_frame(spark, file, batch_id))
+                planned.append(file)
+            except LandingFileError as exc:  # refused at planning time, before any record is read
+                refused[file] = str(exc)
+            except Exception as exc:
+                refused[file] = _describe_failure(exc)
+        together = []
+        if frames:
+            try:
+                bronze.append(functools.reduce(_union, frames), root)
+            except Exception:  # nothing was committed: a bad record somewhere, found by appending file by file
+                together = planned
+            else:
+                rows = _rows_written(spark, root, bronze)
+                report.rows_in += rows
+                report.rows_written += rows
+                report.files_ingested += [f.path.name for f in planned]
+    return refused | _append_each(spark, root, bronze, together + alone, batch_id, report)
+
+
+def _append_each(
+    spark: SparkSession,
+    root: Lake | str | Path,
+    bronze: Table,
+    files: list[_CheckedFile],
+    batch_id: str,
+    report: IngestReport,
+) -> dict[_CheckedFile, str]:
+    """Append each file alone (a commit each), adding it to ``report``; returns the files refused, with the reason."""
+    refused = {}
+    for file in files:
+        try:
+            nanos = _nanosecond_timestamps_of(file.path)
+            with _sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if nanos else nullcontext():
+                bronze.append(_bronze_frame(spark, file, batch_id, nanos), root)
+            rows = _rows_written(spark, root, bronze)
+        except LandingFileError as exc:
+            refused[file] = str(exc)
+            continue
+        except Exception as exc:  # one file's failure quarantines that file, never the run
+            refused[file] = _describe_failure(exc)
+            continue
+        report.files_ingested.append(file.path.name)
+        report.rows_in += rows
+        report.rows_written += rows
+    return refused
+
+
+def _bronze_frame(
+    spark: SparkSession, file: _CheckedFile, batch_id: str, nanos: Collection[str] = frozenset()
+) -> DataFrame:
+    """One checked file as bronze rows: raw strings plus provenance (``nanos``: its nanosecond timestamp
+    columns, read as longs under ``spark.sql.legacy.parquet.nanosAsLong``)."""
+    path, header = file.path, file.header
+    frame = READERS[path.suffix](spark, str(path))
+    if path.suffix == ".csv":
+        if len(frame.columns) != len(header):
+            raise LandingFileError(f"Spark reads {len(frame.columns)} columns, the header row has {len(header)}")
+        frame = frame.toDF(*header)  # the names as the header check read them (no byte-order mark)
+    elif sorted(c.lower() for c in frame.columns) != sorted(c.lower() for c in header):
+        raise LandingFileError(
+            f"Spark reads the columns {_names(frame.columns)}, the schema has {_names(list(header))}"
         )
-        bronze.append(frame, root)
-    return int(bronze.latest_commit(spark, root)["operationMetrics"]["numOutputRows"])  # no second scan
+    return frame.select(
+        *[_raw_string(f, f.name in nanos) for f in frame.schema.fields],  # raw strings; silver types them
+        F.lit(path.name).alias("_source_file"),
+        F.lit(file.digest).alias("_content_hash"),
+        F.lit(_now()).alias("_ingest_time"),
+        F.lit(batch_id).alias("_batch_id"),
+    )
+
+
+def _union(left: DataFrame, right: DataFrame) -> DataFrame:
+    """Two bronze frames as one, by column name; a column one file lacks is null there (as in its own append)."""
+    return left.unionByName(right, allowMissingColumns=True)
+
+
+def _rows_written(spark: SparkSession, root: Lake | str | Path, bronze: Table) -> int:
+    """The rows the last append wrote, from its commit (no second scan)."""
+    return int(bronze.latest_commit(spark, root)["operationMetrics"]["numOutputRows"])
 
 
 def _raw_string(column: StructField, nanos: bool = False) -> Column:
@@ -309,7 +401,11 @@ def _parquet_schema(path: Path) -> pa.Schema:
         raise LandingFileError(f"not a Parquet file: {exc}") from exc
 
 
-def _nanosecond_timestamps(path: Path) -> set[str]:
+def _nanosecond_timestamps_of(path: Path) -> set[str]:
+    """The nanosecond timestamp columns of a Parquet file (Spark cannot read them as timestamps; pandas
+    writes them); none for a CSV file."""
+    if path.suffix != ".parquet":
+        return set()
     return {f.name for f in _parquet_schema(path) if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
 
 
@@ -374,6 +470,11 @@ def _malformed_csv(exc: Exception) -> str | None:
         "malformed CSV: a record's fields do not match the header row (an unquoted comma or quote, or a line "
         f"break inside a field?): {record}"
     )
+
+
+def _describe_failure(exc: Exception) -> str:
+    """The quarantine reason of a file that failed while read or written."""
+    return _malformed_csv(exc) or f"could not be ingested: {_describe(exc)}"
 
 
 def _describe(exc: Exception) -> str:

@@ -45,7 +45,9 @@ def test_ingest_is_append_only_idempotent_and_quarantines_bad_files(spark, tmp_p
     assert spark.read.format("delta").load(bronze).count() == first.rows_written  # re-ingest is a no-op
     assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == 2
     operations = [r.operation for r in sorted(BRONZE["spend"].history(spark, root), key=lambda r: r.version)]
-    assert operations == ["WRITE", "WRITE"]  # append-only: one write per file
+    assert operations == ["WRITE"]  # append-only: the run's new files in one write, the rerun writes nothing
+    properties = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{bronze}`").collect()}
+    assert properties["delta.dataSkippingNumIndexedCols"] == "0"  # read whole by silver: no column statistics
 
 
 def test_parquet_files_are_ingested_as_raw_strings_and_a_fake_parquet_is_quarantined(spark, tmp_path: Path) -> None:
