@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import great_expectations.expectations as gxe
-from pyspark.sql import DataFrame, SparkSession, Window
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mmm_models.data_review import WARNING, DataFinding, DataReview, review_market_data
@@ -167,17 +168,28 @@ def market_checks(brand: BrandConfig) -> list[Check]:
     ]
 
 
-def market_profile(candidate: DataFrame) -> DataFrame:
-    """One row per market: weeks, weeks with sales, gap weeks (and which), first and last week."""
-    gap = F.col("target_missing") | F.col("controls_missing")
-    return candidate.groupBy("brand", "market").agg(
-        F.count("*").cast("int").alias("weeks"),
-        F.sum((~F.col("target_missing")).cast("int")).cast("int").alias("sales_weeks"),
-        F.sum(gap.cast("int")).cast("int").alias("gap_weeks"),
-        F.sort_array(F.collect_list(F.when(gap, F.col("week_start").cast("string")))).alias("gaps"),
-        F.min("week_start").alias("first_week"),
-        F.max("week_start").alias("last_week"),
-    )
+def market_profile(rows: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """Per market: weeks, weeks with sales, gap weeks (and which, as ``yyyy-MM-dd``), first and last week."""
+    gap = rows["target_missing"] | rows["controls_missing"]
+    profiles = {}
+    for (brand, market), weeks in rows.assign(_gap=gap).groupby(["brand", "market"], sort=True):
+        profiles[(brand, market)] = {
+            "weeks": len(weeks),
+            "sales_weeks": int((~weeks["target_missing"]).sum()),
+            "gap_weeks": int(weeks["_gap"].sum()),
+            "gaps": sorted(str(w) for w in weeks.loc[weeks["_gap"], "week_start"]),
+            "first_week": weeks["week_start"].min(),
+            "last_week": weeks["week_start"].max(),
+        }
+    return profiles
+
+
+def with_days_since_previous(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``days_since_previous``: days from the market's previous week (null for its first)."""
+    ordered = rows.sort_values(["brand", "market", "week_start"], kind="stable")
+    weeks = pd.to_datetime(ordered["week_start"])
+    days = (weeks - weeks.groupby([ordered["brand"], ordered["market"]]).shift()).dt.days
+    return ordered.assign(days_since_previous=days).reset_index(drop=True)
 
 
 def build_model_input(
@@ -187,38 +199,41 @@ def build_model_input(
     run_key: str,
     batch_id: str = "gold",
 ) -> GoldResult:
-    """silver -> gold ``model_input`` (MERGE) + ``market_status``; excluded markets' rows go to quarantine."""
+    """silver -> gold ``model_input`` (MERGE) + ``market_status``; excluded markets' rows go to quarantine.
+
+    The candidate rows (weeks x channels per market) are collected once: the data review reads every
+    market's weeks anyway, and the gold and market suites then run on the driver, as pandas, rather than
+    as a dozen Spark jobs whose fixed cost dominated a weekly run.
+    """
     candidate = candidate_model_input(spark, root, brands).cache()
-    previous = F.lag("week_start").over(Window.partitionBy("brand", "market").orderBy("week_start"))
+    rows = candidate.toPandas()
     outcomes = validate(
-        candidate.withColumn("days_since_previous", F.datediff("week_start", previous)),
-        "gold.model_input",
-        gold_checks(brands),
-        index_columns=["brand", "market"],
+        with_days_since_previous(rows), "gold.model_input", gold_checks(brands), index_columns=["brand", "market"]
     )
-    profiles = {(r["brand"], r["market"]): r for r in market_profile(candidate).collect()}  # one row per market
-    profile_frame = spark.createDataFrame(
+    profiles = market_profile(rows)
+    profile_frame = pd.DataFrame(
         [(b, m, r["sales_weeks"], r["gap_weeks"]) for (b, m), r in profiles.items()],
-        "brand string, market string, sales_weeks int, gap_weeks int",
+        columns=["brand", "market", "sales_weeks", "gap_weeks"],
     )
     for name, brand in brands.items():
         outcomes += validate(
-            profile_frame.filter(F.col("brand") == name),
+            profile_frame[profile_frame.brand == name].reset_index(drop=True),
             f"gold.market_profile.{name}",
             market_checks(brand),
             index_columns=["brand", "market"],
         )
-    reviews = review_markets(candidate, brands)
+    reviews = review_markets(rows, brands)
     statuses = _statuses(profiles, outcomes, brands, reviews)
     excluded = [(s.brand, s.market, ",".join(s.checks), s.reason) for s in statuses if s.status == "excluded"]
     excluded_frame = spark.createDataFrame(excluded, "brand string, market string, check string, reason string")
     included = candidate.join(F.broadcast(excluded_frame), ["brand", "market"], "left_anti")
     values = [c for c in candidate.columns if c not in MODEL_INPUT_KEY]
     rows_out = MODEL_INPUT.sync_merge(spark, root, included, values)
-    rows_in = candidate.count()
-    held_back = candidate.join(F.broadcast(excluded_frame), ["brand", "market"])
-    rows_quarantined = held_back.count()
+    rows_in = len(rows)
+    excluded_markets = {(s.brand, s.market) for s in statuses if s.status == "excluded"}
+    rows_quarantined = int(sum(key in excluded_markets for key in zip(rows["brand"], rows["market"], strict=True)))
     if rows_quarantined:
+        held_back = candidate.join(F.broadcast(excluded_frame), ["brand", "market"])
         write_quarantine(
             spark,
             root,
@@ -239,12 +254,8 @@ def build_model_input(
     return GoldResult(report, statuses, outcomes)
 
 
-def review_markets(candidate: DataFrame, brands: dict[str, BrandConfig]) -> dict[tuple[str, str], DataReview]:
-    """The pre-fit data review of every market's candidate rows (collected: weeks x channels per market)."""
-    used = {spend_column(c) for b in brands.values() for c in b.channels}
-    used |= {control_column(c) for b in brands.values() for c in b.controls}
-    columns = ["brand", "market", "week_start", "target", "partial_week", *sorted(used)]
-    rows = candidate.select(*columns).toPandas()
+def review_markets(rows: pd.DataFrame, brands: dict[str, BrandConfig]) -> dict[tuple[str, str], DataReview]:
+    """The pre-fit data review of every market's candidate rows (weeks x channels per market)."""
     reviews = {}
     for (brand, market), part in rows.groupby(["brand", "market"], sort=True):
         config = brands[brand]

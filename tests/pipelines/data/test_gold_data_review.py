@@ -55,19 +55,6 @@ def test_data_review_findings_reach_market_status(spark, tmp_path: Path) -> None
     assert [f"{s.brand}/{s.market}" for s in report.excluded] == ["acme/FR"]
 
 
-class Collected:
-    """Stands in for the candidate Spark frame: what ``review_markets`` collects."""
-
-    def __init__(self, rows: pd.DataFrame) -> None:
-        self.rows = rows
-
-    def select(self, *columns: str) -> Collected:
-        return Collected(self.rows[list(columns)])
-
-    def toPandas(self) -> pd.DataFrame:  # noqa: N802 (Spark's name)
-        return self.rows
-
-
 def test_a_market_the_review_cannot_read_gets_a_warning_and_the_others_their_review() -> None:
     from mmm_models.simulator import SimulationConfig, simulate_market
 
@@ -89,7 +76,7 @@ def test_a_market_the_review_cannot_read_gets_a_warning_and_the_others_their_rev
         )
         frames.append(frame)
     frames[1].loc[3, "target"] = "not a number"
-    reviews = review_markets(Collected(pd.concat(frames, ignore_index=True)), brands)
+    reviews = review_markets(pd.concat(frames, ignore_index=True), brands)
     assert reviews[("acme", "DE")].findings == ()
     broken = reviews[("acme", "FR")]
     assert [f.check for f in broken.warnings] == ["review_error"] and not broken.excluded
