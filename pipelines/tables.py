@@ -271,7 +271,7 @@ MARKET_STATUS = Table(
 )
 
 # Bronze: raw landing rows as strings plus provenance; the columns follow the landing files. Silver reads
-# bronze whole, so bronze keeps no column statistics (they cost a third of the write of 5M spend rows).
+# bronze whole, so bronze keeps no column statistics: they would be cost on every ingest, without use.
 BRONZE = {
     source: Table("bronze", name, column_stats=False)
     for source, name in {

@@ -277,8 +277,9 @@ def _append_files(
 ) -> dict[_CheckedFile, str]:
     """Append checked files to bronze, adding them to ``report``; returns the files refused, with the reason.
 
-    The files go in one Delta append (one job, one commit): a commit per file cost about a second of fixed
-    cost each, most of an ingest of many files. If that append fails (a malformed record in one file, with
+    The files go in one Delta append (one job, one commit): a job and commit per file was most of the
+    ingest of many files (69 files of 20.7M rows: 113.5 s file by file, 58.0 s in one append per source,
+    bronze statistics off too). If that append fails (a malformed record in one file, with
     the FAILFAST reader), nothing was committed, and each file is appended alone, so that only the bad one
     is refused. A Parquet file with nanosecond timestamps is always read alone: it needs a reader setting.
     """
