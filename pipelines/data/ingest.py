@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,12 @@ class IngestReport:
     rows_in: int = 0
     rows_written: int = 0
     rows_quarantined: int = 0
+
+    def add_ingested(self, files: list[str], rows: int) -> None:
+        """Files appended to bronze, with the rows their append wrote."""
+        self.files_ingested += files
+        self.rows_in += rows
+        self.rows_written += rows
 
 
 class LandingFileError(ValueError):
@@ -241,9 +247,7 @@ def ingest_source(
                 header = read_header(path)
                 problem = column_problems(header, source, extra_columns, measures)
             if problem is None:
-                checked.append(_CheckedFile(path, tuple(header), digest))
-        except LandingFileError as exc:
-            problem = str(exc)
+                checked.append(_CheckedFile(path, tuple(header), digest, _nanosecond_timestamps(path)))
         except Exception as exc:  # one file's failure quarantines that file, never the run
             problem = _describe_failure(exc)
         if problem is not None:
@@ -260,11 +264,12 @@ def ingest_source(
 
 @dataclass(frozen=True)
 class _CheckedFile:
-    """A landing file that passed the file checks: its path, header and content hash."""
+    """A landing file that passed the file checks: its path, header, content hash and nanosecond columns."""
 
     path: Path
     header: tuple[str, ...]
     digest: str
+    nanos: frozenset[str]  # nanosecond timestamp columns of a Parquet file, read as longs
 
 
 def _append_files(
@@ -286,16 +291,14 @@ def _append_files(
     refused: dict[_CheckedFile, str] = {}
     together, alone = [], []
     for file in files:
-        (alone if _nanosecond_timestamps_of(file.path) else together).append(file)
+        (alone if file.nanos else together).append(file)
     if len(together) > 1:
         planned, frames = [], []
         for file in together:
             try:
                 frames.append(_bronze_frame(spark, file, batch_id))
                 planned.append(file)
-            except LandingFileError as exc:  # refused at planning time, before any record is read
-                refused[file] = str(exc)
-            except Exception as exc:
+            except Exception as exc:  # refused at planning time, before any record is read
                 refused[file] = _describe_failure(exc)
         together = []
         if frames:
@@ -304,10 +307,7 @@ def _append_files(
             except Exception:  # nothing was committed: a bad record somewhere, found by appending file by file
                 together = planned
             else:
-                rows = _rows_written(spark, root, bronze)
-                report.rows_in += rows
-                report.rows_written += rows
-                report.files_ingested += [f.path.name for f in planned]
+                report.add_ingested([f.path.name for f in planned], _rows_written(spark, root, bronze))
     return refused | _append_each(spark, root, bronze, together + alone, batch_id, report)
 
 
@@ -323,27 +323,17 @@ def _append_each(
     refused = {}
     for file in files:
         try:
-            nanos = _nanosecond_timestamps_of(file.path)
-            with _sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if nanos else nullcontext():
-                bronze.append(_bronze_frame(spark, file, batch_id, nanos), root)
-            rows = _rows_written(spark, root, bronze)
-        except LandingFileError as exc:
-            refused[file] = str(exc)
-            continue
+            with _sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if file.nanos else nullcontext():
+                bronze.append(_bronze_frame(spark, file, batch_id), root)
+            report.add_ingested([file.path.name], _rows_written(spark, root, bronze))
         except Exception as exc:  # one file's failure quarantines that file, never the run
             refused[file] = _describe_failure(exc)
-            continue
-        report.files_ingested.append(file.path.name)
-        report.rows_in += rows
-        report.rows_written += rows
     return refused
 
 
-def _bronze_frame(
-    spark: SparkSession, file: _CheckedFile, batch_id: str, nanos: Collection[str] = frozenset()
-) -> DataFrame:
-    """One checked file as bronze rows: raw strings plus provenance (``nanos``: its nanosecond timestamp
-    columns, read as longs under ``spark.sql.legacy.parquet.nanosAsLong``)."""
+def _bronze_frame(spark: SparkSession, file: _CheckedFile, batch_id: str) -> DataFrame:
+    """One checked file as bronze rows: raw strings plus provenance (its nanosecond timestamp columns are
+    read as longs, under ``spark.sql.legacy.parquet.nanosAsLong`` set by the caller)."""
     path, header = file.path, file.header
     frame = READERS[path.suffix](spark, str(path))
     if path.suffix == ".csv":
@@ -355,7 +345,7 @@ def _bronze_frame(
             f"Spark reads the columns {_names(frame.columns)}, the schema has {_names(list(header))}"
         )
     return frame.select(
-        *[_raw_string(f, f.name in nanos) for f in frame.schema.fields],  # raw strings; silver types them
+        *[_raw_string(f, f.name in file.nanos) for f in frame.schema.fields],  # raw strings; silver types them
         F.lit(path.name).alias("_source_file"),
         F.lit(file.digest).alias("_content_hash"),
         F.lit(_now()).alias("_ingest_time"),
@@ -402,12 +392,12 @@ def _parquet_schema(path: Path) -> pa.Schema:
         raise LandingFileError(f"not a Parquet file: {exc}") from exc
 
 
-def _nanosecond_timestamps_of(path: Path) -> set[str]:
+def _nanosecond_timestamps(path: Path) -> frozenset[str]:
     """The nanosecond timestamp columns of a Parquet file (Spark cannot read them as timestamps; pandas
     writes them); none for a CSV file."""
     if path.suffix != ".parquet":
-        return set()
-    return {f.name for f in _parquet_schema(path) if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+        return frozenset()
+    return frozenset(f.name for f in _parquet_schema(path) if pa.types.is_timestamp(f.type) and f.type.unit == "ns")
 
 
 @contextmanager
@@ -474,7 +464,10 @@ def _malformed_csv(exc: Exception) -> str | None:
 
 
 def _describe_failure(exc: Exception) -> str:
-    """The quarantine reason of a file that failed while read or written."""
+    """The quarantine reason of a file refused by a check (``LandingFileError``), or that failed while read
+    or written."""
+    if isinstance(exc, LandingFileError):
+        return str(exc)
     return _malformed_csv(exc) or f"could not be ingested: {_describe(exc)}"
 
 
