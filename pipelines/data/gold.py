@@ -230,8 +230,7 @@ def build_model_input(
     values = [c for c in candidate.columns if c not in MODEL_INPUT_KEY]
     rows_out = MODEL_INPUT.sync_merge(spark, root, included, values)
     rows_in = len(rows)
-    excluded_markets = {(s.brand, s.market) for s in statuses if s.status == "excluded"}
-    rows_quarantined = int(sum(key in excluded_markets for key in zip(rows["brand"], rows["market"], strict=True)))
+    rows_quarantined = sum(profiles[(brand, market)]["weeks"] for brand, market, _, _ in excluded)
     if rows_quarantined:
         held_back = candidate.join(F.broadcast(excluded_frame), ["brand", "market"])
         write_quarantine(
