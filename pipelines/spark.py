@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -98,3 +100,17 @@ def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
     for key, value in session_config(master, cores, os.environ.get("MMM_SPARK_DRIVER_MEMORY", "4g")).items():
         builder = builder.config(key, value)
     return configure_spark_with_delta_pip(builder).getOrCreate()
+
+
+@contextmanager
+def sql_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """The SQL setting ``key`` set to ``value`` for the block, then restored (unset if it was not set)."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)

@@ -35,7 +35,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -46,6 +46,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StructField, TimestampNTZType, TimestampType
 
+from pipelines.spark import sql_conf
 from pipelines.tables import BRONZE, QUARANTINE, Lake, Table, write_quarantine
 
 REQUIRED_COLUMNS = {
@@ -323,7 +324,7 @@ def _append_each(
     refused = {}
     for file in files:
         try:
-            with _sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if file.nanos else nullcontext():
+            with sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if file.nanos else nullcontext():
                 bronze.append(_bronze_frame(spark, file, batch_id), root)
             report.add_ingested([file.path.name], _rows_written(spark, root, bronze))
         except Exception as exc:  # one file's failure quarantines that file, never the run
@@ -398,20 +399,6 @@ def _nanosecond_timestamps(path: Path) -> frozenset[str]:
     if path.suffix != ".parquet":
         return frozenset()
     return frozenset(f.name for f in _parquet_schema(path) if pa.types.is_timestamp(f.type) and f.type.unit == "ns")
-
-
-@contextmanager
-def _sql_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """``key`` set to ``value`` for the block, then restored."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def _undecodable(decoder: codecs.IncrementalDecoder, chunk: bytes, offset: int, final: bool = False) -> str | None:
