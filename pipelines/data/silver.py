@@ -226,9 +226,12 @@ def row_checked(records: DataFrame, source: SilverSource, today: dt.date) -> Dat
     """Records with ``day``, ``amount``, the first failed row rule (``_check``, ``_reason``; null when all pass)
     and ``_key_hash``, a 64-bit hash of the record key that the key rules use to find repeated keys."""
     amount = F.col("raw_value").try_cast("double")
+    every_name_valid = names.valid_column("brand") & names.valid_column("market") & names.valid_column(source.item)
+    # A mapped record's brand and item equal configured names, which the config has checked: only its market
+    # needs the pattern. A missing name is not a bad name: names_present (brand, market) or known_<item> says so.
     names_ok = F.coalesce(
-        names.valid_column("brand") & names.valid_column("market") & names.valid_column(source.item), F.lit(True)
-    )  # a missing name is not a bad name: names_present (brand, market) or known_<item> reports it
+        F.when(F.col("item").isNotNull(), names.valid_column("market")).otherwise(every_name_valid), F.lit(True)
+    )
     typed = (
         records.withColumn("day", F.try_to_date("date", "yyyy-MM-dd"))
         .withColumn("amount", F.when(_not_finite(amount), None).otherwise(amount))  # NaN, Infinity, 1e400

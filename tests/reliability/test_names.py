@@ -24,6 +24,19 @@ def test_spellings_of_one_market_normalise_to_one_name() -> None:
     assert names.check("north-east 2", "market") == "NORTH-EAST 2"
 
 
+@pytest.mark.slow
+def test_the_spark_normalisation_is_the_python_one(spark) -> None:
+    """Landing records (Spark) and brand files (Python) must agree, or a market would not find its config."""
+    values = ["de", " DE ", "d e", "d  e", "d\te", "\tde\n", "d \t\r\n e", "d\x0be", "d\fe", "  ", "", None, "ü  x"]
+    frame = spark.createDataFrame([(v,) for v in values], "name string")
+    got = frame.select(
+        "name", names.normalise_column("name", "market").alias("market"), names.normalise_column("name").alias("value")
+    ).collect()
+    for row in got:
+        python = (None, None) if row.name is None else (names.normalise(row.name, "market"), names.normalise(row.name))
+        assert (row.market, row.value) == python, row.name
+
+
 @pytest.mark.parametrize("bad", ["D/E", "..", "a.b", "", "-de", "x" * 65, "de\x00", "ü"])
 def test_a_name_outside_the_pattern_is_refused_with_the_rule(bad: str) -> None:
     with pytest.raises(names.InvalidNameError, match="letters, digits"):
