@@ -17,6 +17,7 @@ Then ``az.loo(model.idata)``, ``az.compare`` and ``az.plot_ppc`` work, on a load
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -67,7 +68,11 @@ def pointwise(model: FittedModel, params: dict[str, np.ndarray], seed: int = 0) 
 
 
 def prior_draws(model: FittedModel, draws: int = PRIOR_DRAWS, seed: int = 0) -> xr.Dataset:
-    """Parameters drawn from the model's priors (chain 0 x ``draws``), named as in the posterior."""
+    """Parameters drawn from the model's priors (chain 0 x ``draws``), named as in the posterior.
+
+    PyMC's prior sampling, run by NumPy without graph rewrites (``_PRIOR_MODE``): the draws are PyMC's own
+    for the seed, without compiling C for a graph that runs a few hundred times.
+    """
     import pymc as pm
 
     from mmm_models.model import build_model
@@ -76,8 +81,25 @@ def prior_draws(model: FittedModel, draws: int = PRIOR_DRAWS, seed: int = 0) -> 
     names = [v.name for v in (*pymc_model.free_RVs, *pymc_model.deterministics)]
     with warnings.catch_warnings():  # the likelihood Potentials are meant to be left out of a prior
         warnings.filterwarnings("ignore", "The effect of Potentials", UserWarning)
-        prior = pm.sample_prior_predictive(draws=draws, model=pymc_model, var_names=names, random_seed=seed).prior
+        prior = pm.sample_prior_predictive(
+            draws=draws, model=pymc_model, var_names=names, random_seed=seed, compile_kwargs={"mode": _prior_mode()}
+        ).prior
     return drop_padding_vars(az.InferenceData(posterior=prior)).posterior
+
+
+def _prior_mode() -> Any:
+    """PyTensor's Python thunks with no graph rewrites, for the prior's forward graph (about 60 nodes).
+
+    PyTensor's default mode compiles C thunks: on a 5-channel market that is 19 C modules, 11-20 s once per
+    process (the first market of every Spark worker) and 0.3 s on each later market. NumPy thunks on the
+    graph as built take about 0.3 s a market with nothing compiled. Without rewrites, every elementwise op
+    keeps the two inputs NumPy's ufuncs take: the rewrites merge them into n-ary ops that PyTensor's
+    Python path evaluates one element at a time (2.8 s a market).
+    """
+    from pytensor.compile.mode import Mode
+    from pytensor.link.vm import VMLinker
+
+    return Mode(VMLinker(use_cloop=False, c_thunks=False), optimizer=None)
 
 
 def _as_dataset(values: np.ndarray, chains: int, name: str, dates: np.ndarray) -> xr.Dataset:
