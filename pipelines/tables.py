@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,18 +108,21 @@ class Table:
         if not self.exists(spark, lake):
             self.write(spark.createDataFrame([], self.schema), lake)
 
-    def write(self, frame: DataFrame, lake: Lake | str | Path) -> None:
-        """Create the table with ``frame``'s rows (an error if it exists)."""
-        self._save(frame.write.format("delta"), lake)
+    def write(self, frame: DataFrame, lake: Lake | str | Path, note: str | None = None) -> None:
+        """Create the table with ``frame``'s rows (an error if it exists); ``note`` as with ``sync_merge``."""
+        self._save(frame.write.format("delta"), lake, note)
 
-    def append(self, frame: DataFrame, lake: Lake | str | Path) -> None:
-        """Add ``frame``'s rows (new columns join the schema); the first append creates the table."""
-        self._save(frame.write.format("delta").mode("append").option("mergeSchema", "true"), lake)
+    def append(self, frame: DataFrame, lake: Lake | str | Path, note: str | None = None) -> None:
+        """Add ``frame``'s rows (new columns join the schema); the first append creates the table. ``note`` is
+        kept in the commit, as with ``sync_merge``."""
+        self._save(frame.write.format("delta").mode("append").option("mergeSchema", "true"), lake, note)
 
-    def _save(self, writer: DataFrameWriter, lake: Lake | str | Path) -> None:
+    def _save(self, writer: DataFrameWriter, lake: Lake | str | Path, note: str | None = None) -> None:
         """A Unity Catalog table by name; a folder by path (a write that failed half-way leaves files but no
         commit there, which a later ``saveAsTable`` of the path identifier would take for an existing table)."""
         lake = Lake.of(lake)
+        if note:
+            writer = writer.option("userMetadata", note)
         if not self.column_stats:
             writer = writer.option("delta.dataSkippingNumIndexedCols", "0")  # row counts are still kept
         if lake.schema is not None:
@@ -153,25 +157,28 @@ class Table:
         frame: DataFrame,
         values: Iterable[str],
         delete_when: str | None = None,
+        note: str | None = None,
     ) -> int:
         """Make the table equal ``frame`` (by key) through one MERGE; returns the table's row count after it.
 
         Rows compared on ``values`` are updated only when one changed. Target rows missing from ``frame``
         are deleted, or, with ``delete_when`` (a SQL condition on the target, alias ``t``; build its values
-        with ``sql_literal``), only those it matches.
+        with ``sql_literal``), only those it matches. ``note`` is kept in the commit (Delta's
+        ``userMetadata``, read back by ``history``): what the table was built from, atomic with the rows.
         """
         if not self.exists(spark, lake):
-            self.write(frame, lake)
+            self.write(frame, lake, note)
         else:
             changed = " OR ".join(f"NOT (t.`{v}` <=> s.`{v}`)" for v in values)
-            self._merge(
-                spark,
-                lake,
-                frame,
-                (f"WHEN MATCHED AND ({changed}) THEN UPDATE SET * " if changed else "")
-                + "WHEN NOT MATCHED THEN INSERT * "
-                + f"WHEN NOT MATCHED BY SOURCE {f'AND ({delete_when}) ' if delete_when else ''}THEN DELETE",
-            )
+            with _merge_note(spark, note):
+                self._merge(
+                    spark,
+                    lake,
+                    frame,
+                    (f"WHEN MATCHED AND ({changed}) THEN UPDATE SET * " if changed else "")
+                    + "WHEN NOT MATCHED THEN INSERT * "
+                    + f"WHEN NOT MATCHED BY SOURCE {f'AND ({delete_when}) ' if delete_when else ''}THEN DELETE",
+                )
         return self.count(spark, lake)
 
     def _merge(self, spark: SparkSession, lake: Lake | str | Path, frame: DataFrame, clauses: str) -> Row:
@@ -188,9 +195,9 @@ class Table:
             spark.catalog.dropTempView(view)
 
     def history(self, spark: SparkSession, lake: Lake | str | Path, limit: int | None = None) -> list[Row]:
-        """The table's commits, newest first (version, operation, operationMetrics...)."""
+        """The table's commits, newest first (version, operation, operationMetrics, userMetadata)."""
         query = f"DESCRIBE HISTORY {self.identifier(lake)}" + (f" LIMIT {int(limit)}" if limit else "")
-        return spark.sql(query).select("version", "operation", "operationMetrics").collect()
+        return spark.sql(query).select("version", "operation", "operationMetrics", "userMetadata").collect()
 
     def latest_commit(self, spark: SparkSession, lake: Lake | str | Path) -> Row:
         """The table's newest history entry (version, operation, operationMetrics)."""
@@ -238,6 +245,24 @@ def spark_cell(value: Any, kind: str) -> Any:
         "timestamp": lambda v: pd.Timestamp(v).to_pydatetime(),
     }
     return converters[kind](value)
+
+
+@contextmanager
+def _merge_note(spark: SparkSession, note: str | None) -> Iterator[None]:
+    """Delta's ``userMetadata`` set to ``note`` for the MERGE in the block: a MERGE has no writer option, only
+    the session setting. A session that refuses the setting (one that allows only listed settings) commits
+    without the note, and the note's readers do what they do without one (silver checks every record)."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    try:
+        if note:
+            spark.conf.set(key, note)
+    except Exception:  # whatever the session's refusal: the note is an optimisation, never a requirement
+        note = None
+    try:
+        yield
+    finally:
+        if note:
+            spark.conf.unset(key)
 
 
 def _null_safe_match(key: Iterable[str]) -> str:

@@ -304,7 +304,7 @@ def _append_files(
         together = []
         if frames:
             try:
-                bronze.append(functools.reduce(_union, frames), root)
+                bronze.append(functools.reduce(_union, frames), root, files_note(f.path.name for f in planned))
             except Exception:  # nothing was committed: a bad record somewhere, found by appending file by file
                 together = planned
             else:
@@ -325,11 +325,26 @@ def _append_each(
     for file in files:
         try:
             with sql_conf(spark, "spark.sql.legacy.parquet.nanosAsLong", "true") if file.nanos else nullcontext():
-                bronze.append(_bronze_frame(spark, file, batch_id), root)
+                bronze.append(_bronze_frame(spark, file, batch_id), root, files_note([file.path.name]))
             report.add_ingested([file.path.name], _rows_written(spark, root, bronze))
         except Exception as exc:  # one file's failure quarantines that file, never the run
             refused[file] = _describe_failure(exc)
     return refused
+
+
+def files_note(names: Iterable[str]) -> str:
+    """The note an append keeps in its bronze commit: the files it added, so that silver finds what is new
+    from the table's history, without reading the rows."""
+    return json.dumps({"files_appended": sorted(names)})
+
+
+def appended_files(note: str | None) -> list[str] | None:
+    """The files a bronze commit's note names; None for a commit without such a note."""
+    try:
+        files = json.loads(note or "")["files_appended"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return [str(name) for name in files] if isinstance(files, list) else None
 
 
 def _bronze_frame(spark: SparkSession, file: _CheckedFile, batch_id: str) -> DataFrame:

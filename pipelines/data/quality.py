@@ -2,8 +2,8 @@
 
 A suite is a list of expectations, each tagged with the project's check name and whether it is
 critical. ``validate`` runs a suite through an ephemeral GX context and returns one ``Outcome`` per
-expectation. A frame small enough to be on the driver already (one row per market) is validated as
-pandas: the same expectations, without the half a dozen Spark jobs (about a second) a suite costs.
+expectation. A small frame is validated as pandas on the driver (``on_driver_if_small``): the same
+expectations and counts, without the half a dozen Spark jobs (about a second) that a suite costs.
 Where a suite is given index columns (brand, market), a failed expectation also names the markets whose
 rows failed, so that the gold step can exclude exactly those markets and say why.
 """
@@ -61,6 +61,15 @@ class Outcome:
         bounds = {k: v for k, v in self.kwargs.items() if k in ("min_value", "max_value", "value_set")}
         found = f"{self.unexpected_count} of {self.element_count} rows" if self.unexpected_count is not None else ""
         return f"{self.check}: {self.expectation}({column}, {bounds}) failed {found}".strip()
+
+
+DRIVER_ROWS = 100_000  # up to this many rows a frame is validated as pandas (collecting it takes < 0.5 s)
+
+
+def on_driver_if_small(frame: DataFrame, rows: int) -> DataFrame | pd.DataFrame:
+    """``frame`` as pandas when it has at most ``DRIVER_ROWS`` rows (``rows``, which the caller has counted),
+    else as it is. A weekly increment's records and its silver tables are small; a full build's are not."""
+    return frame.toPandas() if rows <= DRIVER_ROWS else frame
 
 
 @functools.cache

@@ -58,6 +58,9 @@ def test_the_clean_markets_flow_on_exactly_and_nothing_is_lost(spark, matrix) ->
     assert [s.status for s in matrix["first"].statuses] == ["excluded", "included", "excluded", "included"]
     assert built.rows_lost(spark, root, matrix["first"]) == 0
     assert built.rows_lost(spark, root, matrix["again"]) == 0
+    # nothing new the second time: silver checked no record again (and changed nothing: the test below)
+    silver = [s for s in matrix["again"].stages if s.table.startswith("weekly_")]
+    assert len(silver) == 3 and all(s.rows_in == 0 and not s.every_record for s in silver)
 
 
 @pytest.mark.slow

@@ -6,10 +6,28 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
+from pipelines.data import silver as silver_module
 from pipelines.data.ingest import ingest_source
-from pipelines.data.silver import SPEND, build_weekly, key_checked, row_checked, typed_records
+from pipelines.data.quality import on_driver_if_small, validate
+from pipelines.data.silver import (
+    CONTROLS,
+    SALES,
+    SOURCES,
+    SPEND,
+    Scope,
+    SilverSource,
+    StageReport,
+    build_weekly,
+    key_checked,
+    record_checks,
+    row_checked,
+    typed_records,
+    weekly_checks,
+)
 from pipelines.data.synthetic_raw import RawDataConfig, brand_configs, generate_raw_landing
 from pipelines.tables import QUARANTINE, WEEKLY_SPEND
 
@@ -41,10 +59,10 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
     np.testing.assert_allclose(pivot["search"].to_numpy()[1:], truth["search"].to_numpy()[1:], rtol=1e-9)
 
     again, _ = build_weekly(spark, root, SPEND, BRANDS, today=dt.date(2024, 1, 1))
-    assert again.rows_out == report.rows_out  # MERGE: a rerun adds no rows
+    assert again.rows_out == report.rows_out and again.rows_in == 0  # nothing new: nothing re-checked
     assert spark.read.format("delta").load(QUARANTINE.path(root)).count() == len(quarantine)
     history = WEEKLY_SPEND.history(spark, root)
-    assert [r.operation for r in sorted(history, key=lambda r: r.version)] == ["WRITE", "MERGE"]
+    assert [r.operation for r in history] == ["WRITE"]  # and nothing written
 
 
 def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) -> None:
@@ -88,3 +106,149 @@ def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) 
         "unique_key",
     ]
     fast.unpersist()
+
+
+def _write(folder: Path, name: str, rows: list[tuple], columns: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=columns.split()).to_csv(folder / name, index=False)
+
+
+def _days(first: str, count: int) -> list[str]:
+    return [(dt.date.fromisoformat(first) + dt.timedelta(days=i)).isoformat() for i in range(count)]
+
+
+def _week_files(landing: Path, tag: str, days: list[str], spend_extra: list[tuple] = (), scale: float = 1.0) -> None:
+    """Daily spend (three raw channels), sales and a control for DE and FR on ``days``, plus ``spend_extra``."""
+    spend = [
+        (day, "acme", market, raw, "c1", round(scale * (10 + i + 3 * j + (market == "FR")), 2))
+        for i, day in enumerate(days)
+        for market in ("DE", "FR")
+        for j, raw in enumerate(("tv_linear", "google_ads", "fb_ads"))
+    ]
+    _write(landing / "spend", f"spend_{tag}.csv", spend + list(spend_extra), "date brand market channel campaign spend")
+    sales = [(day, "acme", market, 1000.0 + i) for i, day in enumerate(days) for market in ("DE", "FR")]
+    _write(landing / "sales", f"sales_{tag}.csv", sales, "date brand market revenue")
+    controls = [(day, "acme", m, "price_index", 1 + i / 100) for i, day in enumerate(days) for m in ("DE", "FR")]
+    _write(landing / "controls", f"controls_{tag}.csv", controls, "date brand market control value")
+
+
+def test_a_weekly_build_rechecks_only_new_files_and_their_weeks_and_equals_checking_every_record(
+    spark, tmp_path: Path, monkeypatch
+) -> None:
+    """The same runs on two lakes, one planned by ``plan_scope`` and one checking every record each run, give the
+    same weekly spend and quarantine after every run; a one-shot build of the last files gives the same silver
+    tables (spend, sales and controls).
+
+    The runs cover what can go wrong in a scoped build: bad records, a record dated in the future that the
+    as-of date later reaches, a late file restating an old week, a corrected file re-sent under its name, a
+    run that only moves the as-of date, and a rerun with nothing new."""
+    landing = tmp_path / "landing"
+    scoped, every, one_shot = tmp_path / "scoped", tmp_path / "every", tmp_path / "one_shot"
+    planned = silver_module.plan_scope
+
+    def build(root: Path, today: dt.date, sources: tuple[SilverSource, ...] = SOURCES) -> dict[str, StageReport]:
+        for source in sources:
+            folder = {SPEND: "spend", SALES: "sales", CONTROLS: "controls"}[source]
+            ingest_source(spark, root, landing, folder, measures=["revenue"] if source is SALES else ())
+        return {s.silver.name: build_weekly(spark, root, s, BRANDS, today)[0] for s in sources}
+
+    def tables(root: Path, sources: tuple[SilverSource, ...] = SOURCES) -> tuple[list[tuple], ...]:
+        silver = tuple(sorted(map(tuple, s.silver.read(spark, root).itertuples(index=False))) for s in sources)
+        key = ["table", "source_file", "record", "occurrence", "check", "reason"]
+        quarantine = QUARANTINE.read(spark, root)
+        quarantine = quarantine[quarantine.table.isin([s.bronze.name for s in sources])]
+        return (*silver, sorted(map(tuple, quarantine[key].itertuples(index=False))))
+
+    bad = [
+        ("2024-01-03", "acme", "DE", "instagram", "c2", "-5"),  # negative
+        ("2024-01-10", "acme", "FR", "google_ads", "c1", "13.0"),  # repeats a record of the file: unique_key
+        ("2024-13-01", "acme", "DE", "tv_linear", "c1", "1.0"),  # not a date
+        ("2024-01-04", "acme", "DE", "carrier_pigeon", "c1", "2.0"),  # unknown channel
+        ("2024-02-06", "acme", "DE", "tv_linear", "c9", "50.0"),  # in the future until the as-of reaches week 5
+    ]
+    _week_files(landing, "history", _days("2024-01-01", 28), bad)
+    runs = [
+        (dt.date(2024, 1, 28), lambda: None),
+        (dt.date(2024, 2, 4), lambda: _week_files(landing, "w4", _days("2024-01-29", 7))),
+        (
+            dt.date(2024, 2, 4),
+            lambda: (
+                _write(
+                    landing / "spend",
+                    "spend_late.csv",
+                    [
+                        ("2024-01-09", "acme", "DE", "fb_ads", "c1", "99.0"),  # restates week 1
+                        ("2024-01-16", "acme", "DE", "google_ads", "c_late", "7.5"),  # adds to week 2
+                    ],
+                    "date brand market channel campaign spend",
+                ),
+                _week_files(landing, "w4", _days("2024-01-29", 7), scale=1.5),  # corrected, same names
+            ),
+        ),
+        (dt.date(2024, 2, 11), lambda: None),  # only the as-of moves: the 2024-02-06 record comes in
+        (dt.date(2024, 2, 11), lambda: None),  # nothing new
+    ]
+    reports = []
+    for today, land in runs:
+        land()
+        reports.append(build(scoped, today))
+        with monkeypatch.context() as patch:  # spend alone: the source with every rule (and the time it takes)
+            patch.setattr(silver_module, "plan_scope", lambda *a: (Scope(reason="test"), planned(*a)[1]))
+            build(every, today, (SPEND,))
+        assert tables(scoped, (SPEND,)) == tables(every, (SPEND,)), f"run on {today}"
+    build(one_shot, runs[-1][0])
+    assert tables(scoped)[:3] == tables(one_shot)[:3]
+    assert [len(rows) for rows in tables(scoped)[:3]] == [5 * 3 * 2 + 1, 5 * 2, 5 * 2]  # weeks 0-4, and 5's record
+
+    spend = [r["weekly_spend"] for r in reports]
+    assert [r.scope for r in spend] == [
+        "every record (first build, or no build state in the silver table's last commit)",
+        "new files: 1, weeks re-checked: 1",
+        "new files: 2, weeks re-checked: 3",  # weeks 1, 2 (late) and 4 (the corrected file, both versions)
+        "new files: 0, weeks re-checked: 1",  # the week of 2024-02-05, which the as-of date reached
+        "new files: 0, weeks re-checked: 0",
+    ]
+    assert spend[1].rows_in == 7 * 2 * 3 and spend[1].rows_quarantined == 0  # the new week's records only
+    # the late file (2), both versions of the week-4 file (42 each), and weeks 1 and 2 of the history file
+    # (42 each and the repeated record); quarantined: the first week-4 version and the restated record
+    # (superseded) and the repeat (unique_key, again: the quarantine keeps it once)
+    assert spend[2].rows_in == 2 + 42 * 2 + 42 * 2 + 1 and spend[2].rows_quarantined == 42 + 1 + 1
+    assert (spend[3].rows_in, spend[3].rows_passed) == (1, 1)
+    assert spend[4].rows_in == 0 and WEEKLY_SPEND.history(spark, scoped, limit=1)[0].version == 3
+
+
+def test_the_record_and_weekly_suites_count_the_same_on_the_driver_as_on_spark(spark) -> None:
+    """A small frame is validated as pandas (``on_driver_if_small``): every check must find what Spark finds."""
+    columns = "date string, brand string, market string, channel string, campaign string, raw_value string, "
+    columns += "_source_file string, _content_hash string, _ingest_time timestamp, item string"
+    at = dt.datetime(2024, 1, 1)
+    rows = [
+        ("2023-06-05", "acme", "DE", "tv_linear", "c1", "10.0", "a.csv", "h", at, "tv"),
+        ("2023-06-06", "acme", "DE", "tv_linear", "c1", "-1", "a.csv", "h", at, "tv"),  # negative
+        ("2023-06-07", "acme", "DE", "tv_linear", "c1", "NaN", "a.csv", "h", at, "tv"),  # not a number
+        ("2023-13-01", "acme", "DE", "tv_linear", "c1", "1.0", "a.csv", "h", at, "tv"),  # not a date
+        ("2999-01-01", "acme", "DE", "tv_linear", "c1", "1.0", "a.csv", "h", at, "tv"),  # future
+        ("2023-06-08", "acme", "DE", "pigeon", "c1", "1.0", "a.csv", "h", at, None),  # unknown channel
+        ("2023-06-08", None, "DE", "tv_linear", "c1", "1.0", "a.csv", "h", at, None),  # no brand
+        ("2023-06-08", "acme", "D E", "tv_linear", "c1", "1.0", "a.csv", "h", at, "tv"),  # bad market name
+    ]
+    today = dt.date(2024, 6, 1)
+    records = typed_records(spark.createDataFrame(rows, columns), SPEND, today)
+    weekly = spark.createDataFrame(
+        [
+            ("acme", "DE", dt.date(2024, 1, 1), "tv", 1.0),
+            ("acme", "DE", dt.date(2024, 1, 1), "tv", 2.0),  # repeated key
+            ("acme", "DE", dt.date(2024, 1, 2), "tv", -1.0),  # a Tuesday, negative
+            ("acme", "DE", dt.date(2999, 1, 7), "radio", None),  # future, unknown item, missing value
+        ],
+        "brand string, market string, week_start date, channel string, spend double",
+    ).withColumn("weekday", F.dayofweek("week_start"))
+
+    def found(outcomes: list) -> list[tuple]:
+        return [(o.check, o.success, o.element_count, o.unexpected_count) for o in outcomes]
+
+    for frame, checks in ((records, record_checks(SPEND, today)), (weekly, weekly_checks(SPEND, BRANDS, today))):
+        on_spark = found(validate(frame, "spark", checks))
+        assert found(validate(on_driver_if_small(frame, frame.count()), "driver", checks)) == on_spark
+        assert sum(not success for _, success, _, _ in on_spark) >= 5  # the frames break most checks
+    records.unpersist()
