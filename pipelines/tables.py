@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,7 +200,7 @@ class Table:
         return spark.sql(query).select("version", "operation", "operationMetrics", "userMetadata").collect()
 
     def latest_commit(self, spark: SparkSession, lake: Lake | str | Path) -> Row:
-        """The table's newest history entry (version, operation, operationMetrics)."""
+        """The table's newest history entry (version, operation, operationMetrics, userMetadata)."""
         return self.history(spark, lake, limit=1)[0]
 
     def data_version(self, spark: SparkSession, lake: Lake | str | Path) -> int:
@@ -252,17 +252,14 @@ def _merge_note(spark: SparkSession, note: str | None) -> Iterator[None]:
     """Delta's ``userMetadata`` set to ``note`` for the MERGE in the block: a MERGE has no writer option, only
     the session setting. A session that refuses the setting (one that allows only listed settings) commits
     without the note, and the note's readers do what they do without one (silver checks every record)."""
-    key = "spark.databricks.delta.commitInfo.userMetadata"
-    try:
-        if note:
-            spark.conf.set(key, note)
-    except Exception:  # whatever the session's refusal: the note is an optimisation, never a requirement
-        note = None
-    try:
+    from pipelines.spark import sql_conf  # Spark only here: the service reads the catalogue without it
+
+    with ExitStack() as setting:
+        # whatever the session's refusal: the note is an optimisation, never a requirement
+        with suppress(Exception):
+            if note:
+                setting.enter_context(sql_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", note))
         yield
-    finally:
-        if note:
-            spark.conf.unset(key)
 
 
 def _null_safe_match(key: Iterable[str]) -> str:

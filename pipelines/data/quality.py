@@ -63,7 +63,7 @@ class Outcome:
         return f"{self.check}: {self.expectation}({column}, {bounds}) failed {found}".strip()
 
 
-DRIVER_ROWS = 100_000  # up to this many rows a frame is validated as pandas (collecting it takes < 0.5 s)
+DRIVER_ROWS = 100_000  # up to this many rows a frame is validated as pandas, collected to the driver
 
 
 def on_driver_if_small(frame: DataFrame, rows: int) -> DataFrame | pd.DataFrame:

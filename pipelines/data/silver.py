@@ -115,7 +115,7 @@ class Scope:
         """The bronze rows in scope."""
         if self.files is None:
             return raw
-        return raw.filter(F.col("_source_file").isin(list(self.files)) | _week_of("date").isin(list(self.weeks)))
+        return raw.filter(F.col("_source_file").isin(list(self.files)) | _week_of(_day()).isin(list(self.weeks)))
 
     def delete_when(self) -> str | None:
         """The silver rows that the rebuilt weeks replace (a ``sync_merge`` condition); None: every row."""
@@ -189,7 +189,7 @@ def plan_scope(
         files.update(appended or ())
     weeks = set()
     if files:
-        touched = bronze.load(spark, root).filter(F.col("_source_file").isin(sorted(files))).select(_week_of("date"))
+        touched = bronze.load(spark, root).filter(F.col("_source_file").isin(sorted(files))).select(_week_of(_day()))
         weeks = {r[0] for r in touched.distinct().collect() if r[0] is not None}
     if before.as_of != today:
         first, last = sorted((before.as_of, today))
@@ -224,9 +224,14 @@ def _code_digest() -> str:
     return hashlib.sha256(Path(__file__).read_bytes() + Path(names.__file__).read_bytes()).hexdigest()
 
 
-def _week_of(date: str) -> Column:
-    """The Monday week of a raw date string, as the weekly sums group it (null when it does not parse)."""
-    return F.date_trunc("week", F.try_to_date(date, DATE_FORMAT)).cast("date")
+def _day(date: str = "date") -> Column:
+    """A raw date string as a date; null when it is not a ``DATE_FORMAT`` date."""
+    return F.try_to_date(date, DATE_FORMAT)
+
+
+def _week_of(day: Column) -> Column:
+    """The Monday week of a day, as silver keys its rows (null for a null day)."""
+    return F.date_trunc("week", day).cast("date")
 
 
 def _monday(day: dt.date) -> dt.date:
@@ -396,7 +401,7 @@ def row_checked(records: DataFrame, source: SilverSource, today: dt.date) -> Dat
         F.when(F.col("item").isNotNull(), names.valid_column("market")).otherwise(every_name_valid), F.lit(True)
     )
     typed = (
-        records.withColumn("day", F.try_to_date("date", DATE_FORMAT))
+        records.withColumn("day", _day())
         .withColumn("amount", F.when(_not_finite(amount), None).otherwise(amount))  # NaN, Infinity, 1e400
         .withColumn("names_present", F.col("brand").isNotNull() & F.col("market").isNotNull())
         .withColumn("names_ok", names_ok)
@@ -531,7 +536,7 @@ def build_weekly(
         .groupBy(
             "brand",
             "market",
-            F.date_trunc("week", "day").cast("date").alias("week_start"),
+            _week_of(F.col("day")).alias("week_start"),
             F.col("item").alias(source.item),
         )
         .agg(value.alias(source.value), _distinct_weekdays().alias("days"))
@@ -625,8 +630,8 @@ def build_lift_tests(
         "channel",
         "_channel",
         *[F.col(c).alias(f"_raw_{c}") for c in ("start", "end", *LIFT_TEST_NUMBERS)],
-        F.try_to_date("start", DATE_FORMAT).alias("start"),
-        F.try_to_date("end", DATE_FORMAT).alias("end"),
+        _day("start").alias("start"),
+        _day("end").alias("end"),
         *[F.col(c).try_cast("double").alias(c) for c in LIFT_TEST_NUMBERS],
         "_source_file",
         "_ingest_time",
