@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, StructField, TimestampNTZType, TimestampType
+from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampNTZType, TimestampType
 
 from pipelines.spark import sql_conf
 from pipelines.tables import BRONZE, QUARANTINE, Lake, Table, write_quarantine
@@ -66,11 +66,15 @@ MALFORMED_CSV = (
     re.compile(r"Malformed CSV record: (.*?)(?: SQLSTATE|\n|$)"),
     re.compile(r"detected in record parsing: (\[.*?\])\."),
 )
-READERS: dict[str, Callable[[SparkSession, str], DataFrame]] = {
-    # FAILFAST: a record with more or fewer fields than the header (an unquoted comma, a line break inside a
-    # field) fails the file; Spark's default drops extra fields silently (``1,000.50`` would be read as 1)
-    ".csv": lambda spark, path: spark.read.csv(path, header=True, inferSchema=False, mode="FAILFAST"),
-    ".parquet": lambda spark, path: spark.read.parquet(path),
+READERS: dict[str, Callable[[SparkSession, str, tuple[str, ...]], DataFrame]] = {
+    # A CSV file is read as strings under the names of its checked header row, which Spark skips: no job to
+    # read the header again (0.24 s a file). FAILFAST: a record with more or fewer fields than the header (an
+    # unquoted comma, a line break inside a field) fails the file; Spark's default drops extra fields
+    # silently (``1,000.50`` would be read as 1).
+    ".csv": lambda spark, path, header: spark.read.csv(
+        path, schema=StructType([StructField(c, StringType()) for c in header]), header=True, mode="FAILFAST"
+    ),
+    ".parquet": lambda spark, path, header: spark.read.parquet(path),
 }
 
 
@@ -351,12 +355,8 @@ def _bronze_frame(spark: SparkSession, file: _CheckedFile, batch_id: str) -> Dat
     """One checked file as bronze rows: raw strings plus provenance (its nanosecond timestamp columns are
     read as longs, under ``spark.sql.legacy.parquet.nanosAsLong`` set by the caller)."""
     path, header = file.path, file.header
-    frame = READERS[path.suffix](spark, str(path))
-    if path.suffix == ".csv":
-        if len(frame.columns) != len(header):
-            raise LandingFileError(f"Spark reads {len(frame.columns)} columns, the header row has {len(header)}")
-        frame = frame.toDF(*header)  # the names as the header check read them (no byte-order mark)
-    elif sorted(c.lower() for c in frame.columns) != sorted(c.lower() for c in header):
+    frame = READERS[path.suffix](spark, str(path), header)
+    if path.suffix == ".parquet" and sorted(c.lower() for c in frame.columns) != sorted(c.lower() for c in header):
         raise LandingFileError(
             f"Spark reads the columns {_names(frame.columns)}, the schema has {_names(list(header))}"
         )

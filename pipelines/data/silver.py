@@ -392,7 +392,8 @@ def weekly_checks(source: SilverSource, brands: dict[str, BrandConfig], today: d
 
 def row_checked(records: DataFrame, source: SilverSource, today: dt.date) -> DataFrame:
     """Records with ``day``, ``amount``, the first failed row rule (``_check``, ``_reason``; null when all pass)
-    and ``_key_hash``, a 64-bit hash of the record key that the key rules use to find repeated keys."""
+    and ``_series_hash``, a 64-bit hash of the record key without its date (the series the record is a day
+    of), with which the key rules find repeated keys."""
     amount = F.col("raw_value").try_cast("double")
     every_name_valid = names.valid_column("brand") & names.valid_column("market") & names.valid_column(source.item)
     # A mapped record's brand and item equal configured names, which the config has checked: only its market
@@ -413,7 +414,7 @@ def row_checked(records: DataFrame, source: SilverSource, today: dt.date) -> Dat
     return (
         typed.withColumn("_check", failed)
         .withColumn("_reason", reason)
-        .withColumn("_key_hash", F.xxhash64(*source.record_key))
+        .withColumn("_series_hash", F.xxhash64(*[c for c in source.record_key if c != "date"]))
     )
 
 
@@ -453,34 +454,52 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
     when all pass), cached: the caller unpersists it.
 
     The key rules need the records of one key side by side, a sort of every record by its key. Almost
-    every key is unique, so the sort runs only on the records whose key hash is repeated among the passed
-    records (found with one aggregation over a long per record); a hash collision only sends a few more
-    records through the same exact rules. Those records are typed again from ``records``, because the
-    cache keeps a passed record's raw key, value and file only where a rule fails (``_kept_columns``).
+    every key is unique, so the sort runs only on the records of the series-years in which a key repeats
+    among the passed records (``_repeated_keys``); a hash collision only sends a few more records through
+    the same exact rules. Those records are typed again from ``records``, because the cache keeps a passed
+    record's raw key, value and file only where a rule fails (``_kept_columns``).
     """
     typed = row_checked(records, source, today)
     rows = _cached_uncompressed(_kept_columns(typed, source))
-    repeated = (
-        rows.filter(F.col("_check").isNull())
-        .groupBy("_key_hash")
-        .count()
-        .filter(F.col("count") > 1)
-        .select("_key_hash")
-        .cache()
-    )
+    repeated = _repeated_keys(rows).cache()
     if repeated.count() == 0:
         repeated.unpersist()
         return rows
-    candidates = F.broadcast(repeated)
+    candidates, on = F.broadcast(repeated), ["_series_hash", "_year"]
+    year = F.year("day").alias("_year")
     checked = _cached_uncompressed(
-        rows.join(candidates, "_key_hash", "left_anti").unionByName(
-            _kept_columns(key_checked(typed.join(candidates, "_key_hash", "left_semi"), source), source)
+        rows.select("*", year)
+        .join(candidates, on, "left_anti")
+        .drop("_year")
+        .unionByName(
+            _kept_columns(
+                key_checked(typed.select("*", year).join(candidates, on, "left_semi").drop("_year"), source), source
+            )
         )
     )
     checked.count()  # materialised before the frames it is made of are released
     rows.unpersist()
     repeated.unpersist()
     return checked
+
+
+def _repeated_keys(rows: DataFrame) -> DataFrame:
+    """The (``_series_hash``, ``_year``) groups of passed records in which a record key repeats.
+
+    The records of a group share their key but for the date, so a key repeats exactly where the group has
+    more records than distinct days: one bit per day of the year (six 64-bit words), OR-ed, then counted.
+    One aggregation into a group per series and year, where counting each key's hash made a group per record
+    (3.2-3.9 s against 13.9-18.9 s on 20M cached spend records, 2 cores).
+    """
+    index = "(dayofyear(day) - 1)"
+    words = [F.expr(f"bit_or(if({index} div 64 = {w}, shiftleft(1L, {index} % 64), 0L))") for w in range(6)]
+    groups = (
+        rows.filter(F.col("_check").isNull())
+        .groupBy("_series_hash", F.year("day").alias("_year"))
+        .agg(F.count(F.lit(1)).alias("_records"), *[word.alias(f"_days{w}") for w, word in enumerate(words)])
+    )
+    distinct_days = functools.reduce(Column.__add__, [F.bit_count(f"_days{w}") for w in range(len(words))])
+    return groups.filter(F.col("_records") != distinct_days).select("_series_hash", "_year")
 
 
 def _kept_columns(rows: DataFrame, source: SilverSource) -> DataFrame:
@@ -491,7 +510,7 @@ def _kept_columns(rows: DataFrame, source: SilverSource) -> DataFrame:
     return rows.select(*_KEPT, *[F.when(failed, F.col(c)).alias(c) for c in raw])
 
 
-_KEPT = ("brand", "market", "item", "day", "amount", "names_present", "names_ok", "_check", "_key_hash")
+_KEPT = ("brand", "market", "item", "day", "amount", "names_present", "names_ok", "_check", "_series_hash")
 
 
 def _cached_uncompressed(rows: DataFrame) -> DataFrame:

@@ -46,10 +46,10 @@ def test_a_landing_file_is_ingested_or_quarantined_whole(spark, tmp_path: Path, 
     if case == "spark_fails":  # any failure inside Spark or Delta quarantines the one file
         read_csv = ingest.READERS[".csv"]
 
-        def broken(session, path: str):
+        def broken(session, path: str, header: tuple[str, ...]):
             if path.endswith(bad):
                 raise RuntimeError("the reader broke\n\tat org.apache.spark.SomeClass")
-            return read_csv(session, path)
+            return read_csv(session, path, header)
 
         monkeypatch.setitem(ingest.READERS, ".csv", broken)
 

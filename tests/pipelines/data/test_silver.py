@@ -66,7 +66,7 @@ def test_weekly_spend_quarantines_each_bad_row_and_is_idempotent(spark, tmp_path
 
 
 def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) -> None:
-    """``typed_records`` sorts only the records whose key hash repeats; the outcome must be the full sort's."""
+    """``typed_records`` sorts only the series-years in which a key repeats; the outcome must be the full sort's."""
     columns = "date string, brand string, market string, channel string, campaign string, raw_value string, "
     columns += "_source_file string, _content_hash string, _ingest_time timestamp, item string"
     early, late = dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2)
@@ -78,9 +78,20 @@ def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) 
         ("2023-06-07", "acme", "DE", "tv_linear", "c1", "-1", "b.csv", "h2", late, "tv"),  # fails a row rule
         ("2023-06-07", "acme", "DE", "tv_linear", "c1", "4.0", "a.csv", "h1", early, "tv"),  # so this one stays
         ("2023-06-08", "acme", "DE", "tv_linear", "c1", "5.0", "a.csv", "h1", early, "tv"),  # unique
+        # c2: the last day of a leap year twice (bit 365 of the day-of-year words); the same day of other years once
+        ("2024-12-31", "acme", "DE", "tv_linear", "c2", "1.0", "a.csv", "h1", early, "tv"),
+        ("2024-12-31", "acme", "DE", "tv_linear", "c2", "1.5", "b.csv", "h2", late, "tv"),
+        ("2023-12-31", "acme", "DE", "tv_linear", "c2", "2.0", "a.csv", "h1", early, "tv"),
+        ("2025-12-31", "acme", "DE", "tv_linear", "c2", "2.0", "b.csv", "h2", late, "tv"),
+        # c3: days either side of a word boundary (day 64 is bit 63, day 65 bit 64), each once: no key repeats
+        ("2024-03-04", "acme", "DE", "tv_linear", "c3", "1.0", "a.csv", "h1", early, "tv"),
+        ("2024-03-05", "acme", "DE", "tv_linear", "c3", "1.0", "a.csv", "h1", early, "tv"),
+        # c4: a repeat of which one copy fails a row rule: no repeat among the passed records
+        ("2024-03-04", "acme", "DE", "tv_linear", "c4", "1.0", "a.csv", "h1", early, "tv"),
+        ("2024-03-04", "acme", "DE", "tv_linear", "c4", "oops", "b.csv", "h2", late, "tv"),
     ]
     records = spark.createDataFrame(rows, columns)
-    today = dt.date(2024, 6, 1)
+    today = dt.date(2026, 1, 1)
     fast = typed_records(records, SPEND, today)
     every = key_checked(row_checked(records, SPEND, today), SPEND)
 
@@ -96,15 +107,17 @@ def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) 
 
     assert table(fast) == table(every)
     assert {r._source_file for r in fast.collect() if r._check} == {"a.csv", "b.csv"}
-    assert sorted(r._check or "" for r in fast.collect()) == [
-        "",
-        "",
-        "",
-        "",
+    assert sorted(r._check or "" for r in fast.collect()) == [""] * 10 + [
         "spend_non_negative",
+        "spend_not_null",
+        "superseded",
         "superseded",
         "unique_key",
     ]
+    # only the series-years with a repeated key are sorted: c1 in 2023 and c2 in 2024
+    series = {r._series_hash: r.campaign for r in row_checked(records, SPEND, today).collect()}
+    repeated = silver_module._repeated_keys(row_checked(records, SPEND, today))
+    assert sorted((series[r._series_hash], r._year) for r in repeated.collect()) == [("c1", 2023), ("c2", 2024)]
     fast.unpersist()
 
 
