@@ -265,3 +265,28 @@ def test_the_record_and_weekly_suites_count_the_same_on_the_driver_as_on_spark(s
         assert found(validate(on_driver_if_small(frame, frame.count()), "driver", checks)) == on_spark
         assert sum(not success for _, success, _, _ in on_spark) >= 5  # the frames break most checks
     records.unpersist()
+
+
+def test_a_record_date_and_its_week_are_read_as_spark_s_date_parser_and_week_truncation_read_them(spark) -> None:
+    """``_day`` (a pattern, then a cast) and ``_week_of`` (day arithmetic) stand in for the slower
+    ``try_to_date(date, "yyyy-MM-dd")`` and ``date_trunc("week", day)``: the same results on edge cases."""
+    dates = [
+        "2024-01-02", "2024-1-2", "2024-01-2", " 2024-01-02", "2024-01-02 ", "2024-01-02T00:00", "2024-02-30",
+        "2024-02-29", "2023-02-29", "+024-01-02", "02024-01-02", "20240102", "2024/01/02", "2024-13-01",
+        "0001-01-01", "9999-12-31", "2024-01-02\n", "\uff12\uff10\uff12\uff14-01-02", "2024-00-10", "2024-01-00",
+        None, "", "abc",
+    ]  # fmt: skip
+    dates += [str(dt.date(2023, 12, 20) + dt.timedelta(days=d)) for d in range(21)]  # every weekday, a year's end
+    frame = spark.createDataFrame([(d,) for d in dates], "date string").select(
+        "date",
+        silver_module._day().alias("day"),
+        F.try_to_date("date", "yyyy-MM-dd").alias("expected_day"),
+    )
+    frame = frame.select(
+        "*",
+        silver_module._week_of(F.col("day")).alias("week"),
+        F.date_trunc("week", "day").cast("date").alias("expected_week"),
+    )
+    rows = frame.collect()
+    assert [(r.date, r.day, r.week) for r in rows] == [(r.date, r.expected_day, r.expected_week) for r in rows]
+    assert sum(r.day is not None for r in rows) == 25  # 2024-01-02, 2024-02-29, 0001-01-01, 9999-12-31, the 21 days
