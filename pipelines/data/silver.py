@@ -471,8 +471,7 @@ def typed_records(records: DataFrame, source: SilverSource, today: dt.date) -> D
     if repeated.count() == 0:
         repeated.unpersist()
         return rows
-    candidates, on = F.broadcast(repeated), ["_series_hash", "_year"]
-    year = F.year("day").alias("_year")
+    candidates, on, year = F.broadcast(repeated), ["_series_hash", "_year"], _year()
     checked = _cached_uncompressed(
         rows.select("*", year)
         .join(candidates, on, "left_anti")
@@ -501,11 +500,16 @@ def _repeated_keys(rows: DataFrame) -> DataFrame:
     words = [F.expr(f"bit_or(if({index} div 64 = {w}, shiftleft(1L, {index} % 64), 0L))") for w in range(6)]
     groups = (
         rows.filter(F.col("_check").isNull())
-        .groupBy("_series_hash", F.year("day").alias("_year"))
+        .groupBy("_series_hash", _year())
         .agg(F.count(F.lit(1)).alias("_records"), *[word.alias(f"_days{w}") for w, word in enumerate(words)])
     )
     distinct_days = functools.reduce(Column.__add__, [F.bit_count(f"_days{w}") for w in range(len(words))])
     return groups.filter(F.col("_records") != distinct_days).select("_series_hash", "_year")
+
+
+def _year() -> Column:
+    """A record's year, as ``_repeated_keys`` groups it and ``typed_records`` joins on it (the two must agree)."""
+    return F.year("day").alias("_year")
 
 
 def _kept_columns(rows: DataFrame, source: SilverSource) -> DataFrame:

@@ -115,8 +115,9 @@ def test_key_rules_on_repeated_keys_only_match_the_rules_on_every_record(spark) 
         "unique_key",
     ]
     # only the series-years with a repeated key are sorted: c1 in 2023 and c2 in 2024
-    series = {r._series_hash: r.campaign for r in row_checked(records, SPEND, today).collect()}
-    repeated = silver_module._repeated_keys(row_checked(records, SPEND, today))
+    checked = row_checked(records, SPEND, today)
+    series = {r._series_hash: r.campaign for r in checked.collect()}
+    repeated = silver_module._repeated_keys(checked)
     assert sorted((series[r._series_hash], r._year) for r in repeated.collect()) == [("c1", 2023), ("c2", 2024)]
     fast.unpersist()
 
