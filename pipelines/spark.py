@@ -85,8 +85,8 @@ def get_spark(app_name: str = "mmm", master: str | None = None) -> SparkSession:
     the server brings Delta, as a Databricks one does.
 
     Local sessions run Python workers on this interpreter (so they see the project's packages), use few
-    shuffle and snapshot partitions, which suits a laptop-sized machine, keep a run's generated code for
-    the next run rather than compiling it again, give the driver JVM (which also hosts the executors)
+    shuffle and snapshot partitions, which suits a laptop-sized machine, keep the code Spark generates for
+    reuse by later jobs rather than compiling it again, give the driver JVM (which also hosts the executors)
     ``MMM_SPARK_DRIVER_MEMORY`` of heap, 4g by default, and listen on 127.0.0.1 only (``session_config``).
     """
     active = SparkSession.getActiveSession()
